@@ -1,0 +1,64 @@
+"""tlkit: the small library behind the transfer-learning course.
+
+Use it flat::
+
+    import tlkit as tl
+    data = tl.course_data()
+    model = tl.load_pretrained("efficientnet_lite0", num_classes=len(data.classes))
+    tl.freeze(model)
+    history = tl.fit(model, data.train, data.val, epochs=3, lr=1e-3)
+    report = tl.evaluate(model, data.test)
+
+Every function here lives in a small module you can open and read (``tlkit/train.py`` holds the
+training loop, ``tlkit/freeze.py`` what freezing does, ...). Names are imported on first use, so
+``import tlkit`` stays fast and the command line starts quickly.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    # devices and reproducibility
+    "get_device": "device", "describe_device": "device", "seed_everything": "device",
+    "set_threads": "device",
+    # models
+    "load_pretrained": "models", "replace_head": "models", "get_head": "models",
+    "imagenet_classes": "models", "available_models": "models", "fetch_weights": "models",
+    "weights_location": "models", "WeightsNotAvailableError": "models", "OFFLINE_MODEL": "models",
+    "ModelConfig": "config", "get_config": "config",
+    # freezing
+    "freeze": "freezing", "unfreeze": "freezing", "unfreeze_last": "freezing", "unfreeze_by_name": "freezing",
+    "freeze_by_name": "freezing", "freeze_summary": "freezing", "parts": "freezing",
+    "param_groups": "freezing", "set_frozen_bn_eval": "freezing", "count_parameters": "freezing",
+    # data
+    "ImageDataset": "data", "DataSplits": "data", "DataError": "data", "course_data": "data",
+    "few_shot": "data", "split": "data", "train_transforms": "data", "eval_transforms": "data",
+    "AUGMENTATIONS": "data", "load_image_folder": "data", "load_folder_splits": "data",
+    "public_dataset": "data", "make_loader": "data",
+    # training and evaluation
+    "fit": "train", "History": "train", "lr_find": "lr_find", "LRFindResult": "lr_find",
+    "evaluate": "evaluate", "EvalReport": "evaluate", "predict": "evaluate",
+    "plot_history": "plots", "plot_confusion": "plots", "show_images": "plots",
+    "plot_lr_find": "plots",
+    # checkpoints
+    "save_model": "checkpoint", "load_model": "checkpoint", "load_weights": "checkpoint",
+    "CheckpointError": "checkpoint",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tlkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # cache: the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
