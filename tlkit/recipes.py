@@ -1,0 +1,175 @@
+"""A fine-tuning recipe: every choice in one plain record, and ``finetune`` that follows it.
+
+``tlkit finetune DATA_DIR`` and ``tlkit.recipes.finetune(...)`` run the same code. The defaults in
+``Recipe.default()`` are the winner of measured comparisons on small data sets on a 2-core CPU
+(see ``benchmarks/recipe_search.py`` and ``benchmarks/README.md``), not guesses.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+FREEZE_PLANS = ("head", "none", "gradual", "last:N")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides how a fine-tune goes.
+
+    freeze: ``"head"`` trains only the new head; ``"none"`` trains everything; ``"last:N"`` the
+    head and the last N parts; ``"gradual"`` trains the head for ``head_epochs`` epochs, then
+    everything, with discriminative LRs (``lr_mult`` per part, going down the network).
+    """
+
+    model: str = "efficientnet_lite0"
+    epochs: int = 10
+    image_size: int = 128
+    batch_size: int = 32
+    lr: float = 2e-3
+    freeze: str = "gradual"
+    head_epochs: int = 2
+    body_lr_factor: float = 0.3
+    lr_mult: float = 0.7
+    weight_decay: float = 0.02
+    label_smoothing: float = 0.1
+    augment: str = "default"
+    schedule: str = "onecycle"
+    seed: int = 0
+
+    @classmethod
+    def default(cls) -> "Recipe":
+        return cls()
+
+    def updated(self, **changes) -> "Recipe":
+        """A copy with the given fields changed; ``None`` values keep the current setting."""
+        recipe = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        recipe.validate()
+        return recipe
+
+    def validate(self) -> None:
+        for name in ("epochs", "image_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.image_size < 32:
+            raise ValueError(f"image_size {self.image_size} is too small for these backbones; use >= 32.")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}.")
+        self.freeze_plan()  # raises on a bad plan
+
+    def freeze_plan(self) -> tuple[str, int]:
+        """Parse ``freeze`` into (kind, n)."""
+        if self.freeze in ("head", "none", "gradual"):
+            return self.freeze, 0
+        if self.freeze.startswith("last:") and self.freeze[5:].isdigit():
+            return "last", int(self.freeze[5:])
+        raise ValueError(f"Unknown freeze plan {self.freeze!r}: use one of head, none, gradual, last:N "
+                         "(e.g. last:2).")
+
+
+def apply_freeze(model: torch.nn.Module, kind: str, n: int = 0) -> None:
+    """Set requires_grad according to a freeze plan (gradual starts with the head only)."""
+    from .freezing import freeze, unfreeze, unfreeze_last
+
+    if kind in ("head", "gradual"):
+        freeze(model)
+    elif kind == "none":
+        unfreeze(model)
+    else:
+        unfreeze_last(model, n)
+
+
+def train_with_recipe(model, train, val, recipe: Recipe, *, device=None, progress: bool = True):
+    """Fit ``model`` following ``recipe``; returns the list of History objects (one per stage)."""
+    from .freezing import unfreeze
+    from .train import fit
+
+    kind, n = recipe.freeze_plan()
+    apply_freeze(model, kind, n)
+    common = dict(batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
+                  label_smoothing=recipe.label_smoothing, schedule=recipe.schedule, device=device,
+                  progress=progress, seed=recipe.seed)
+    if kind != "gradual" or recipe.epochs <= recipe.head_epochs:
+        lr_mult = recipe.lr_mult if kind != "head" else 1.0
+        return [fit(model, train, val, epochs=recipe.epochs, lr=recipe.lr, lr_mult=lr_mult, **common)]
+    # Stage 1: a random head on a frozen body, so that its first big gradients cannot wreck the body.
+    first = fit(model, train, val, epochs=recipe.head_epochs, lr=recipe.lr, **common)
+    # Stage 2: everything trains, the body more gently (lower LR, lower still for early parts).
+    unfreeze(model)
+    second = fit(model, train, val, epochs=recipe.epochs - recipe.head_epochs,
+                 lr=recipe.lr * recipe.body_lr_factor, lr_mult=recipe.lr_mult, **common)
+    return [first, second]
+
+
+def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | Path | None = None,
+             force: bool = False, device=None, progress: bool = True) -> dict:
+    """Fine-tune on an ImageFolder tree, evaluate, save; returns a JSON-ready result dict.
+
+    Reads ``data_dir/train/<class>/*`` and evaluates on ``test/`` if present, else ``val/`` (a
+    stratified part of train/ when neither exists). On CUDA out-of-memory it retries with half the
+    batch size and says so.
+    """
+    from .checkpoint import save_model
+    from .data import eval_transforms, load_folder_splits, train_transforms
+    from .device import describe_device, get_device, seed_everything
+    from .evaluate import evaluate
+    from .models import load_pretrained
+
+    recipe = recipe or Recipe.default()
+    recipe.validate()
+    dev = get_device(device)
+    start = time.perf_counter()
+    splits = load_folder_splits(data_dir, image_size=recipe.image_size, seed=recipe.seed)
+    eval_name, eval_set = ("test", splits.test) if splits.test is not None else ("val", splits.val)
+    batch_size = recipe.batch_size
+    while True:
+        seed_everything(recipe.seed)
+        model = load_pretrained(recipe.model, num_classes=len(splits.classes), classes=list(splits.classes))
+        cfg = model.tlkit_config
+        data = splits.with_transforms(train_transforms(cfg, recipe.image_size, augment=recipe.augment),
+                                      eval_transforms(cfg, recipe.image_size))
+        try:
+            histories = train_with_recipe(model, data.train, data.val, recipe.updated(batch_size=batch_size),
+                                          device=dev, progress=progress)
+            break
+        except torch.cuda.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            torch.cuda.empty_cache()
+            warnings.warn(f"CUDA ran out of memory; retrying with --batch-size {batch_size}. "
+                          "Pass a smaller --batch-size or --image-size to skip this retry.")
+    eval_data = data.test if eval_name == "test" else data.val
+    report = evaluate(model, eval_data, classes=list(splits.classes), device=dev)
+    seconds = time.perf_counter() - start
+    result = {
+        "accuracy": report.accuracy,
+        "macro_f1": report.macro_f1,
+        "per_class": report.per_class,
+        "confusion": report.confusion.tolist(),
+        "eval_split": eval_name,
+        "n_eval": len(eval_set),
+        "n_train": len(splits.train),
+        "classes": list(splits.classes),
+        "seconds": round(seconds, 2),
+        "device": describe_device(dev),
+        "model": recipe.model,
+        "recipe": asdict(recipe.updated(batch_size=batch_size)),
+        "history": [h.to_dict() for h in histories],
+        "skipped_files": len(getattr(splits.train, "skipped", []) or []),
+    }
+    if out is not None:
+        folder = save_model(model, out, extra={"accuracy": report.accuracy, "eval_split": eval_name},
+                            force=force)
+        (Path(folder) / "metrics.json").write_text(_json(result))
+        result["out"] = str(folder)
+    return result
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, indent=2)
