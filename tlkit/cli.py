@@ -211,6 +211,9 @@ def cmd_finetune(args) -> int:
     recipe = Recipe.default().updated(model=args.model, epochs=args.epochs, image_size=args.image_size,
                                       batch_size=args.batch_size, lr=args.lr, freeze=args.freeze,
                                       seed=args.seed)
+    from .models import _resolve
+
+    _resolve(recipe.model)  # an unknown model name fails now, with suggestions, not after loading data
     # --json promises exactly one JSON object on stdout: everything else goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         result = finetune(args.data_dir, recipe, out=out, force=args.force, device=args.device,

@@ -1,0 +1,100 @@
+"""`tlkit finetune`: a real (small) fine-tune on an ImageFolder the test writes, and its bad inputs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tlkit
+from tlkit import cli
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def _write_folder(root, per_class=(8, 4, 4), size=72, seed=0):
+    """train/val/test folders of noisy colour patches: easy, so a short run must learn it."""
+    rng = np.random.default_rng(seed)
+    for split, n in zip(("train", "val", "test"), per_class):
+        for name, rgb in COLOURS.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                img = np.clip(rng.normal(rgb, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def colour_data(tmp_path_factory):
+    return _write_folder(tmp_path_factory.mktemp("colours"))
+
+
+@pytest.fixture(scope="module")
+def finetuned(colour_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "colours"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tlkit.cli", "finetune", str(colour_data), "--epochs", "3",
+         "--image-size", "64", "--batch-size", "8", "--out", str(out), "--json", "--seed", "1"],
+        capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "TLKIT_OFFLINE": "1"})
+    return proc, out
+
+
+def test_json_output_is_one_object_with_the_promised_keys(finetuned):
+    proc, _ = finetuned
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)  # raises if stdout holds anything but one JSON document
+    assert {"accuracy", "per_class", "seconds", "device", "model"} <= set(result)
+    assert result["model"] == "efficientnet_lite0" and result["eval_split"] == "test"
+    assert [r["class"] for r in result["per_class"]] == sorted(COLOURS)
+    assert result["accuracy"] >= 0.8, f"chance is 0.33; got {result['accuracy']}"
+
+
+def test_output_folder_holds_a_loadable_model_and_metrics(finetuned, colour_data):
+    _, out = finetuned
+    assert {p.name for p in out.iterdir()} >= {"model.pt", "config.json", "metrics.json"}
+    model = tlkit.load_model(out)
+    assert model.tlkit_config.classes == sorted(COLOURS)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] == 24 and metrics["n_eval"] == 12
+
+
+def test_existing_output_is_not_overwritten(finetuned, colour_data, capsys):
+    _, out = finetuned
+    before = (out / "model.pt").read_bytes()
+    code = cli.main(["finetune", str(colour_data), "--epochs", "1", "--out", str(out)])
+    assert code == 2 and "--force" in capsys.readouterr().err
+    assert (out / "model.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("missing", "does not exist"),
+    ("empty", "no"),
+    ("one_class", "at least 2 classes"),
+])
+def test_bad_data_directories_fail_clearly(tmp_path, capsys, setup, message):
+    data = tmp_path / "data"
+    if setup == "empty":
+        data.mkdir()
+    elif setup == "one_class":
+        (data / "train" / "only").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 40), (i * 50, 0, 0)).save(data / "train" / "only" / f"{i}.png")
+    code = cli.main(["finetune", str(data), "--epochs", "1", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert message in err.lower() or message in err
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--freeze", "sometimes", "Unknown freeze plan"),
+    ("--model", "resnet81", "Did you mean"),
+    ("--epochs", "0", "epochs must be >= 1"),
+])
+def test_bad_options_fail_before_any_training(colour_data, tmp_path, capsys, option, value, message):
+    code = cli.main(["finetune", str(colour_data), option, value, "--out", str(tmp_path / "o")])
+    assert code == 2 and message in capsys.readouterr().err
