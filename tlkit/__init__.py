@@ -43,6 +43,8 @@ _EXPORTS = {
     "evaluate": "evaluate", "EvalReport": "evaluate", "predict": "evaluate",
     "plot_history": "plots", "plot_confusion": "plots", "show_images": "plots",
     "plot_lr_find": "plots",
+    # feature extraction
+    "extract_features": "features", "head_removed": "features",
     # checkpoints
     "save_model": "checkpoint", "load_model": "checkpoint", "load_weights": "checkpoint",
     "CheckpointError": "checkpoint",
