@@ -39,8 +39,8 @@ _EXPORTS = {
     "AUGMENTATIONS": "data", "load_image_folder": "data", "load_folder_splits": "data",
     "public_dataset": "data", "make_loader": "data",
     # training and evaluation
-    "fit": "train", "History": "train", "lr_find": "lr_find", "LRFindResult": "lr_find",
-    "evaluate": "evaluate", "EvalReport": "evaluate", "predict": "evaluate",
+    "fit": "train", "History": "train", "lr_find": "lr_finder", "LRFindResult": "lr_finder",
+    "evaluate": "evaluation", "EvalReport": "evaluation", "predict": "evaluation",
     "plot_history": "plots", "plot_confusion": "plots", "show_images": "plots",
     "plot_lr_find": "plots",
     # feature extraction

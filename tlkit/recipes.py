@@ -115,7 +115,7 @@ def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | P
     from .checkpoint import save_model
     from .data import eval_transforms, load_folder_splits, train_transforms
     from .device import describe_device, get_device, seed_everything
-    from .evaluate import evaluate
+    from .evaluation import evaluate
     from .models import load_pretrained
 
     recipe = recipe or Recipe.default()

@@ -1,0 +1,248 @@
+"""Evaluation: how good is the model, on which classes, and where does it go wrong?
+
+``evaluate`` runs the model once over a data set and turns the predictions into:
+
+- accuracy: the fraction of examples predicted right;
+- the confusion matrix: ``confusion[t, p]`` counts examples of true class t predicted as p;
+- per class, read straight off that matrix:
+  precision = right predictions of the class / all predictions of the class (its column),
+  recall    = right predictions of the class / all examples of the class (its row),
+  F1        = the harmonic mean of the two;
+- the most confident mistakes, which are often mislabelled images or genuinely ambiguous ones.
+
+The metrics are a few lines of NumPy below, so that you can check them by hand.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+# ------------------------------------------------------------------------------------ predicting
+@contextlib.contextmanager
+def keep_modes(model: nn.Module):
+    """Run a block and afterwards put every module back in the train/eval mode it was in.
+
+    Why every module: ``fit`` keeps frozen BatchNorm layers in eval mode inside a model in train
+    mode; a plain ``model.train()`` afterwards would undo that.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def _model_device(model: nn.Module, device) -> torch.device:
+    """The requested device, else the one the model is on (evaluation never moves it on its own)."""
+    if device is not None:
+        device = torch.device(device)
+        model.to(device)
+        return device
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _batches(data, batch_size: int):
+    """Yield (images, labels or None) from a DataLoader, a Dataset or a tensor of images."""
+    if isinstance(data, torch.Tensor):
+        images = data.unsqueeze(0) if data.dim() == 3 else data  # one C x H x W image -> a batch of one
+        for start in range(0, len(images), batch_size):
+            yield images[start:start + batch_size], None
+        return
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
+    for batch in loader:
+        if isinstance(batch, (list, tuple)):
+            yield batch[0], (batch[1] if len(batch) > 1 else None)
+        else:
+            yield batch, None
+
+
+def _run(model: nn.Module, data, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Class probabilities (N x C, on the CPU) and the labels, if the data has them."""
+    device = _model_device(model, device)
+    all_probs, all_labels = [], []
+    with keep_modes(model), torch.inference_mode():
+        model.eval()
+        for images, labels in _batches(data, batch_size):
+            logits = model(images.to(device))
+            all_probs.append(torch.softmax(logits.float(), dim=1).cpu())
+            if labels is not None:
+                all_labels.append(torch.as_tensor(labels).cpu())
+    if not all_probs:
+        raise ValueError("There is nothing to evaluate: the data set is empty.")
+    labels = torch.cat(all_labels).long() if all_labels else None
+    return torch.cat(all_probs), labels
+
+
+def predict(model: nn.Module, data_or_tensor: Any, batch_size: int = 64,
+            device: torch.device | str | None = None) -> torch.Tensor:
+    """Class probabilities (softmax of the logits), one row per example, as a CPU tensor.
+
+    Accepts a DataLoader, a Dataset (labels, if any, are ignored), a batch of images N x C x H x W
+    or one image C x H x W (giving one row). Runs in eval mode without gradients; the modes of the
+    model's layers are restored afterwards. ``device=None`` uses the device the model is on.
+    """
+    probs, _ = _run(model, data_or_tensor, batch_size, device)
+    return probs
+
+
+# -------------------------------------------------------------------------------------- metrics
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """``cm[t, p]`` = how many examples of true class ``t`` were predicted as class ``p``."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)  # one +1 per example
+    return cm
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b element-wise, with 0/0 (a class never predicted, or never present) defined as 0."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
+
+
+def per_class_metrics(cm: np.ndarray, classes: list[str]) -> list[dict]:
+    """Precision, recall, F1 and support of every class, from the confusion matrix."""
+    right = np.diag(cm)                  # the diagonal: predicted as the class and truly the class
+    predicted = cm.sum(axis=0)           # column sums: how often each class was predicted
+    present = cm.sum(axis=1)             # row sums: how many examples each class has (support)
+    precision = _divide(right, predicted)
+    recall = _divide(right, present)
+    f1 = _divide(2 * precision * recall, precision + recall)
+    return [{"class": name, "precision": float(precision[k]), "recall": float(recall[k]),
+             "f1": float(f1[k]), "support": int(present[k])} for k, name in enumerate(classes)]
+
+
+def most_wrong(probs: np.ndarray, y_true: np.ndarray, classes: list[str], k: int = 12) -> list[dict]:
+    """The ``k`` mistakes the model was most sure about, most confident first."""
+    y_pred = probs.argmax(axis=1)
+    confidence = probs.max(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:k]
+    return [{"index": int(i), "true": classes[y_true[i]], "pred": classes[y_pred[i]],
+             "confidence": float(confidence[i])} for i in order]
+
+
+def class_names(data: Any, num_classes: int, classes=None) -> list[str]:
+    """``classes`` if given, else ``data.classes`` (or ``data.dataset.classes``), else "0", "1", ..."""
+    if classes is None:
+        for source in (data, getattr(data, "dataset", None)):
+            if getattr(source, "classes", None) is not None:
+                classes = source.classes
+                break
+    if classes is None:
+        return [str(k) for k in range(num_classes)]
+    classes = [str(c) for c in classes]
+    if len(classes) != num_classes:
+        raise ValueError(f"The model predicts {num_classes} classes but {len(classes)} class names were "
+                         f"given ({classes[:5]}...). Does the head match the data set?")
+    return classes
+
+
+# --------------------------------------------------------------------------------------- report
+@dataclass
+class EvalReport:
+    """The result of ``evaluate``; print it for a table, or use the fields and plots."""
+
+    accuracy: float
+    per_class: list[dict]
+    macro_f1: float
+    confusion: np.ndarray
+    classes: list[str]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    probs: np.ndarray
+    most_wrong: list[dict] = field(default_factory=list)
+
+    def plot_confusion(self, normalize: bool = False):
+        """The confusion matrix as a picture (``tlkit.plots.plot_confusion``); returns the Figure."""
+        from .plots import plot_confusion
+
+        return plot_confusion(self.confusion, self.classes, normalize=normalize)
+
+    def show_mistakes(self, dataset: Dataset, n: int | None = None, mean=None, std=None, ncols: int = 6):
+        """The most confident mistakes as images titled "pred / true"; returns the Figure.
+
+        ``dataset`` must be the one that was evaluated (same order). The normalisation to undo is
+        found in its transform when it has a torchvision ``Normalize``; else pass ``mean``/``std``.
+        """
+        from .plots import show_images
+
+        mistakes = self.most_wrong[:n] if n else self.most_wrong
+        if not mistakes:
+            raise ValueError("There are no mistakes to show: every example was predicted right.")
+        if mean is None or std is None:
+            mean, std = _normalisation(dataset)
+        images = [dataset[m["index"]][0] for m in mistakes]
+        return show_images(images, labels=[m["true"] for m in mistakes], preds=[m["pred"] for m in mistakes],
+                           mean=mean, std=std, ncols=ncols)
+
+    def to_dict(self) -> dict:
+        """Plain Python types only (for json.dumps)."""
+        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "classes": list(self.classes),
+                "per_class": [dict(row) for row in self.per_class], "confusion": self.confusion.tolist(),
+                "n": int(len(self.y_true)), "y_true": self.y_true.tolist(), "y_pred": self.y_pred.tolist(),
+                "most_wrong": [dict(m) for m in self.most_wrong]}
+
+    def __repr__(self) -> str:
+        width = max([len("class")] + [len(c) for c in self.classes])
+        lines = [f"accuracy {self.accuracy:.4f} on {len(self.y_true)} examples; macro F1 {self.macro_f1:.4f}",
+                 f"{'class':<{width}}  precision  recall      f1  support"]
+        for r in self.per_class:
+            lines.append(f"{r['class']:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  "
+                         f"{r['f1']:>6.3f}  {r['support']:>7d}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{c}</th>" for c in ("class", "precision", "recall", "f1", "support"))
+        rows = "".join(
+            f"<tr><td>{r['class']}</td><td>{r['precision']:.3f}</td><td>{r['recall']:.3f}</td>"
+            f"<td>{r['f1']:.3f}</td><td>{r['support']}</td></tr>" for r in self.per_class)
+        return (f"<p>accuracy <b>{self.accuracy:.4f}</b> on {len(self.y_true)} examples; "
+                f"macro F1 {self.macro_f1:.4f}</p><table><tr>{head}</tr>{rows}</table>")
+
+
+def _normalisation(dataset) -> tuple[Any, Any]:
+    """(mean, std) of a torchvision Normalize in the data set's transform, else (None, None)."""
+    for source in (dataset, getattr(dataset, "dataset", None)):
+        transform = getattr(source, "transform", None)
+        steps = getattr(transform, "transforms", [transform])
+        for step in steps:
+            if type(step).__name__ == "Normalize" and hasattr(step, "mean"):
+                return step.mean, step.std
+    return None, None
+
+
+def evaluate(model: nn.Module, data: DataLoader | Dataset, classes: list[str] | None = None,
+             batch_size: int = 64, device: torch.device | str | None = None,
+             top_k_wrong: int = 12) -> EvalReport:
+    """Run ``model`` over labelled ``data`` and report accuracy, per-class metrics and mistakes.
+
+    ``classes`` (names, in label order) default to ``data.classes`` or ``data.dataset.classes``.
+    ``most_wrong`` indexes are positions in ``data`` (for a shuffled DataLoader, in the order seen).
+    ``device=None`` uses the device the model is on.
+    """
+    probs, labels = _run(model, data, batch_size, device)
+    if labels is None:
+        raise ValueError("evaluate needs labels: the data should yield (image, label) pairs. "
+                         "For images without labels, use tlkit.predict.")
+    probs_np = probs.numpy()
+    y_true = labels.numpy()
+    y_pred = probs_np.argmax(axis=1)
+    names = class_names(data, probs_np.shape[1], classes)
+    cm = confusion_matrix(y_true, y_pred, len(names))
+    per_class = per_class_metrics(cm, names)
+    return EvalReport(
+        accuracy=float(np.trace(cm) / cm.sum()),
+        per_class=per_class,
+        macro_f1=float(np.mean([r["f1"] for r in per_class])),  # every class counts the same
+        confusion=cm, classes=names, y_true=y_true, y_pred=y_pred, probs=probs_np,
+        most_wrong=most_wrong(probs_np, y_true, names, top_k_wrong),
+    )
