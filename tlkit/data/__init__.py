@@ -1,0 +1,11 @@
+"""Data: in-memory image sets, the generated course data, folders of photos, public data sets."""
+from .course import course_data, generate, list_course_data
+from .dataset import DataError, DataSplits, ImageDataset
+from .folders import load_folder_splits, load_image_folder, public_dataset
+from .loaders import make_loader
+from .splits import few_shot, split
+from .transforms import AUGMENTATIONS, eval_transforms, train_transforms
+
+__all__ = ["AUGMENTATIONS", "DataError", "DataSplits", "ImageDataset", "course_data", "eval_transforms",
+           "few_shot", "generate", "list_course_data", "load_folder_splits", "load_image_folder",
+           "make_loader", "public_dataset", "split", "train_transforms"]

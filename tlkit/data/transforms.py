@@ -1,0 +1,73 @@
+"""Transform presets built from the model's own preprocessing (``model.tlkit_config``).
+
+Training: random crops and flips (augmentation) → float → normalise with the weights' mean/std.
+Evaluation: resize and centre-crop only, so that a prediction never depends on chance.
+All transforms work on uint8 image tensors (C, H, W) with ``torchvision.transforms.v2``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
+
+from ..config import ModelConfig
+
+# name -> factory(image_size, strength in [0, 1]) returning one transform
+AUGMENTATIONS: dict[str, Callable[[int, float], Callable]] = {
+    "crop": lambda size, s: T.RandomResizedCrop(size, scale=(1 - 0.75 * s, 1.0), antialias=True),
+    "flip": lambda size, s: T.RandomHorizontalFlip(p=0.5 if s else 0.0),
+    "vflip": lambda size, s: T.RandomVerticalFlip(p=0.5 if s else 0.0),
+    "rotate": lambda size, s: T.RandomRotation(degrees=180 * s),
+    "color": lambda size, s: T.ColorJitter(brightness=0.4 * s, contrast=0.4 * s, saturation=0.4 * s,
+                                           hue=0.1 * s),
+    "blur": lambda size, s: T.RandomApply([T.GaussianBlur(5, sigma=(0.1, 0.1 + 2.0 * s))], p=0.5),
+    "erase": lambda size, s: T.RandomErasing(p=0.5 * s, scale=(0.02, 0.25)),
+    "trivialaugment": lambda size, s: T.TrivialAugmentWide(),
+    "randaugment": lambda size, s: T.RandAugment(num_ops=2, magnitude=max(1, round(15 * s))),
+}
+DEFAULT_AUGMENT = ("crop", "flip")
+# Erasing works on float tensors, so it must come after the conversion.
+_AFTER_FLOAT = {"erase"}
+
+
+def _interpolation(config: ModelConfig) -> InterpolationMode:
+    return InterpolationMode.BICUBIC if config.interpolation == "bicubic" else InterpolationMode.BILINEAR
+
+
+def _finish(config: ModelConfig) -> list:
+    return [T.ToDtype(torch.float32, scale=True), T.Normalize(list(config.mean), list(config.std))]
+
+
+def eval_transforms(config: ModelConfig, image_size: int | None = None) -> Callable:
+    """Resize the short side to image_size·8/7, centre-crop image_size, normalise."""
+    size = image_size or config.input_size[0]
+    return T.Compose([T.Resize(round(size * 8 / 7), interpolation=_interpolation(config), antialias=True),
+                      T.CenterCrop(size)] + _finish(config))
+
+
+def train_transforms(config: ModelConfig, image_size: int | None = None,
+                     augment: str | list[str] | tuple[str, ...] = "default", strength: float = 1.0) -> Callable:
+    """Augmentation for training, then the model's normalisation.
+
+    ``augment``: ``"default"`` (random resized crop + horizontal flip), ``"none"`` (the eval
+    transform), or a list of names from ``AUGMENTATIONS``. Without ``"crop"`` the image is resized
+    and centre-cropped first, so that every output has the same size.
+    """
+    size = image_size or config.input_size[0]
+    if augment == "none" or augment == []:
+        return eval_transforms(config, size)
+    names = list(DEFAULT_AUGMENT) if augment == "default" else ([augment] if isinstance(augment, str)
+                                                                else list(augment))
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"Unknown augmentation(s) {unknown}; choose from {sorted(AUGMENTATIONS)}.")
+    steps: list = []
+    if "crop" not in names:
+        steps += [T.Resize(round(size * 8 / 7), interpolation=_interpolation(config), antialias=True),
+                  T.CenterCrop(size)]
+    steps += [AUGMENTATIONS[n](size, strength) for n in names if n not in _AFTER_FLOAT]
+    steps += _finish(config)
+    steps += [AUGMENTATIONS[n](size, strength) for n in names if n in _AFTER_FLOAT]
+    return T.Compose(steps)
