@@ -1,0 +1,120 @@
+"""The generated course data: deterministic, cached, leak-free splits, few-shot and transforms."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tlkit as tl
+from tlkit.data import course
+
+
+@pytest.fixture
+def tmp_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLKIT_DATA", str(tmp_path))
+    return tmp_path
+
+
+SMALL = {"train": 6, "val": 3, "test": 3}
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels():
+    a = course.generate("course", seed=1, per_class=SMALL)
+    b = course.generate("course", seed=1, per_class=SMALL)
+    c = course.generate("course", seed=2, per_class=SMALL)
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.labels, b.test.labels)
+    assert not torch.equal(a.train.images, c.train.images)
+
+
+@pytest.mark.parametrize("name", sorted(course.VARIANTS))
+def test_every_variant_has_balanced_splits_of_stored_size(name):
+    data = course.generate(name, per_class=SMALL)
+    n = len(data.classes)
+    assert len(data.train) == 6 * n and len(data.val) == 3 * n and len(data.test) == 3 * n
+    assert data.train.images.shape[1:] == (3, course.STORE_SIZE, course.STORE_SIZE)
+    assert data.train.images.dtype == torch.uint8
+    assert set(data.train.class_counts().values()) == {6}
+    assert name in tl.data.list_course_data()
+
+
+def test_splits_come_from_disjoint_parts_of_the_photos():
+    """No test image equals a training image (each split is cut from its own band of each photo)."""
+    data = course.generate("course", per_class=SMALL)
+    train = {bytes(img.numpy().tobytes()) for img in data.train.images}
+    assert not any(bytes(img.numpy().tobytes()) in train for img in data.test.images)
+    assert course.BANDS["train"][1] <= course.BANDS["val"][0] and course.BANDS["val"][1] <= course.BANDS["test"][0]
+
+
+def test_cache_is_reused_and_a_corrupt_cache_is_regenerated(tmp_data):
+    first = tl.course_data("shapes", per_class=SMALL)
+    files = list((tmp_data / "course").glob("*.pt"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    again = tl.course_data("shapes", per_class=SMALL)
+    assert files[0].stat().st_mtime_ns == stamp and torch.equal(first.val.images, again.val.images)
+    files[0].write_bytes(b"not a torch file")
+    repaired = tl.course_data("shapes", per_class=SMALL)
+    assert torch.equal(first.val.images, repaired.val.images)
+
+
+def test_bad_names_and_sizes(tmp_data):
+    with pytest.raises(tl.DataError, match="choose from"):
+        tl.course_data("cats-vs-dogs")
+    with pytest.raises(tl.DataError, match="image_size"):
+        tl.course_data(image_size=224)
+
+
+def test_few_shot_and_split_are_stratified_and_disjoint():
+    data = course.generate("materials", per_class={"train": 10, "val": 2, "test": 2})
+    few = tl.few_shot(data.train, 4, seed=3)
+    assert set(few.class_counts().values()) == {4}
+    assert torch.equal(few.images, tl.few_shot(data.train, 4, seed=3).images)
+    with pytest.raises(tl.DataError, match="fewer than 11"):
+        tl.few_shot(data.train, 11)
+    parts = tl.split(data.train, val=0.2, test=0.2, seed=0)
+    assert set(parts.val.class_counts().values()) == {2} and set(parts.test.class_counts().values()) == {2}
+    ids = [set(p.sources) for p in (parts.train, parts.val, parts.test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert sum(map(len, ids)) == len(data.train)
+
+
+def test_transforms_follow_the_model_config():
+    cfg = tl.ModelConfig(name="x", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    image = torch.full((3, 144, 144), 255, dtype=torch.uint8)
+    out = tl.eval_transforms(cfg, 128)(image)
+    assert out.shape == (3, 128, 128) and out.dtype == torch.float32
+    assert torch.allclose(out, torch.ones_like(out))  # (1 - 0.5) / 0.5
+    tl.seed_everything(0)
+    for augment in ("default", "none", ["color", "erase"], ["rotate", "blur"], ["trivialaugment"],
+                    ["randaugment", "vflip"]):
+        assert tl.train_transforms(cfg, 96, augment=augment)(image).shape == (3, 96, 96)
+    with pytest.raises(ValueError, match="Unknown augmentation"):
+        tl.train_transforms(cfg, 96, augment=["wobble"])
+
+
+def test_flip_turns_a_left_arrow_into_a_right_arrow():
+    """Why flips break the course data's arrow classes: a flipped left arrow *is* a right arrow."""
+    rng = __import__("numpy").random.default_rng(0)
+    left = course._shape_mask("arrow_left", rng)
+    # the arrow's mass (the head) sits on the left side
+    cols = left.sum(0)
+    assert cols[: len(cols) // 2].sum() > cols[len(cols) // 2:].sum()
+    flipped = left[:, ::-1]
+    assert flipped.sum(0)[len(cols) // 2:].sum() > flipped.sum(0)[: len(cols) // 2].sum()
+
+
+def test_dataset_item_and_repr():
+    data = course.generate("shapes", per_class=SMALL)
+    x, y = data.train[0]
+    assert x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1 and isinstance(y, int)
+    assert "6 classes" in repr(data.train) and "train 36" in repr(data)
+    with pytest.raises(tl.DataError, match="uint8"):
+        tl.ImageDataset(torch.zeros(2, 3, 4, 4), torch.zeros(2), ["a", "b"])
+
+
+def test_make_loader_clips_an_oversized_batch_and_refuses_empty_data():
+    data = course.generate("shapes", per_class=SMALL)
+    with pytest.warns(UserWarning, match="larger than the data set"):
+        loader = tl.make_loader(data.val, batch_size=1000)
+    assert loader.batch_size == len(data.val)
+    with pytest.raises(tl.DataError, match="empty"):
+        tl.make_loader(data.val.subset([]))
