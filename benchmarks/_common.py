@@ -26,11 +26,14 @@ def export_image_folder(splits, root: str | Path) -> Path:
     return root
 
 
-def few_shot_folder(name: str, per_class: int, root: str | Path, seed: int = 0) -> Path:
-    """A course data variant with ``per_class`` training images per class, written as a folder."""
+def few_shot_folder(name: str, per_class: int, root: str | Path, seed: int = 0,
+                    val_per_class: int = 10) -> Path:
+    """A course data variant as a folder: ``per_class`` training and ``val_per_class`` validation
+    images per class (a small data set has a small validation set too), and the full test split."""
     from tlkit.data import DataSplits, course_data, few_shot
 
     full = course_data(name, seed=seed)
-    splits = DataSplits(train=few_shot(full.train, per_class, seed=seed), val=full.val, test=full.test,
+    splits = DataSplits(train=few_shot(full.train, per_class, seed=seed),
+                        val=few_shot(full.val, val_per_class, seed=seed), test=full.test,
                         classes=full.classes)
     return export_image_folder(splits, root)

@@ -56,11 +56,20 @@ def test_cache_is_reused_and_a_corrupt_cache_is_regenerated(tmp_data):
     assert torch.equal(first.val.images, repaired.val.images)
 
 
-def test_bad_names_and_sizes(tmp_data):
+def test_bad_names_sizes_and_counts(tmp_data):
     with pytest.raises(tl.DataError, match="choose from"):
         tl.course_data("cats-vs-dogs")
     with pytest.raises(tl.DataError, match="image_size"):
         tl.course_data(image_size=224)
+    with pytest.raises(tl.DataError, match="give an int"):
+        tl.course_data(per_class={"training": 5})
+    assert not list(tmp_data.rglob("*.pt"))  # nothing generated or cached for bad arguments
+
+
+def test_an_int_per_class_sets_the_training_count():
+    data = course.generate("shapes", per_class=4)
+    assert set(data.train.class_counts().values()) == {4}
+    assert len(data.val) == course.DEFAULT_PER_CLASS["val"] * len(data.classes)
 
 
 def test_few_shot_and_split_are_stratified_and_disjoint():
@@ -100,6 +109,21 @@ def test_flip_turns_a_left_arrow_into_a_right_arrow():
     assert cols[: len(cols) // 2].sum() > cols[len(cols) // 2:].sum()
     flipped = left[:, ::-1]
     assert flipped.sum(0)[len(cols) // 2:].sum() > flipped.sum(0)[: len(cols) // 2].sum()
+    # a vertical flip keeps the head on the left: that augmentation is safe for these labels
+    upside_down = left[::-1, :].sum(0)
+    assert upside_down[: len(cols) // 2].sum() > upside_down[len(cols) // 2:].sum()
+
+
+def test_with_transforms_shares_pixels_and_mixup_cutmix_makes_soft_labels():
+    data = course.generate("shapes", per_class=SMALL)
+    cfg = tl.ModelConfig(name="x", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    ready = data.with_transforms(tl.train_transforms(cfg, 64), tl.eval_transforms(cfg, 64))
+    assert ready.train.images is data.train.images and ready.test.transform is ready.val.transform
+    images, labels = next(iter(tl.make_loader(ready.train, batch_size=8)))
+    assert images.shape == (8, 3, 64, 64)
+    mixed, soft = tl.data.mixup_cutmix(len(data.classes))(images, labels)
+    assert mixed.shape == images.shape and soft.shape == (8, 6)
+    assert torch.allclose(soft.sum(1), torch.ones(8))
 
 
 def test_dataset_item_and_repr():

@@ -98,3 +98,25 @@ def test_bad_data_directories_fail_clearly(tmp_path, capsys, setup, message):
 def test_bad_options_fail_before_any_training(colour_data, tmp_path, capsys, option, value, message):
     code = cli.main(["finetune", str(colour_data), option, value, "--out", str(tmp_path / "o")])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_cuda_out_of_memory_retries_with_half_the_batch(colour_data, monkeypatch):
+    """No GPU here: the first training attempt raises CUDA's OOM error; finetune must retry smaller."""
+    import torch
+
+    from tlkit import recipes
+
+    real = recipes.train_with_recipe
+    batch_sizes = []
+
+    def oom_once(model, train, val, recipe, **kwargs):
+        batch_sizes.append(recipe.batch_size)
+        if len(batch_sizes) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, train, val, recipe, **kwargs)
+
+    monkeypatch.setattr(recipes, "train_with_recipe", oom_once)
+    recipe = recipes.Recipe.default().updated(epochs=1, image_size=64, batch_size=8)
+    with pytest.warns(UserWarning, match="retrying with --batch-size 4"):
+        result = recipes.finetune(colour_data, recipe, progress=False)
+    assert batch_sizes == [8, 4] and result["recipe"]["batch_size"] == 4

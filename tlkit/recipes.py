@@ -2,7 +2,12 @@
 
 ``tlkit finetune DATA_DIR`` and ``tlkit.recipes.finetune(...)`` run the same code. The defaults in
 ``Recipe.default()`` are the winner of measured comparisons on small data sets on a 2-core CPU
-(see ``benchmarks/recipe_search.py`` and ``benchmarks/README.md``), not guesses.
+(see ``benchmarks/recipe_search.py``, ``benchmarks/recipe_holdout.py`` and ``benchmarks/README.md``),
+not guesses. The default trains the new head on the frozen body: it was best on the tuning set,
+2.5-4x faster than a plain full fine-tune, and it never collapses on tiny data. Training all layers
+(``freeze="none"``, ``lr=2e-3``, ``lr_mult=0.5``) matched the plain loop on held-out data with 160
+images but fell to chance with 24 images and batch 8 (BatchNorm statistics), so it is an option,
+not yet the default.
 """
 from __future__ import annotations
 
@@ -29,11 +34,11 @@ class Recipe:
     epochs: int = 10
     image_size: int = 128
     batch_size: int = 32
-    lr: float = 2e-3
-    freeze: str = "gradual"
+    lr: float = 3e-3
+    freeze: str = "head"
     head_epochs: int = 2
     body_lr_factor: float = 0.3
-    lr_mult: float = 0.7
+    lr_mult: float = 0.5
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
     augment: str = "default"

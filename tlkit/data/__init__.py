@@ -4,8 +4,8 @@ from .dataset import DataError, DataSplits, ImageDataset
 from .folders import load_folder_splits, load_image_folder, public_dataset
 from .loaders import make_loader
 from .splits import few_shot, split
-from .transforms import AUGMENTATIONS, eval_transforms, train_transforms
+from .transforms import AUGMENTATIONS, eval_transforms, mixup_cutmix, train_transforms
 
 __all__ = ["AUGMENTATIONS", "DataError", "DataSplits", "ImageDataset", "course_data", "eval_transforms",
            "few_shot", "generate", "list_course_data", "load_folder_splits", "load_image_folder",
-           "make_loader", "public_dataset", "split", "train_transforms"]
+           "make_loader", "mixup_cutmix", "public_dataset", "split", "train_transforms"]

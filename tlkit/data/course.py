@@ -8,9 +8,14 @@ trained from scratch on 20 images per class has to learn texture from almost not
 
 Three variants (``list_course_data()``):
 - ``course``: six materials plus arrows pointing left or right. Colours are scrambled, so colour is
-  no shortcut; the arrows make horizontal flips a label-breaking augmentation.
-- ``materials``: eight other surfaces, patches only.
-- ``shapes``: six shapes cut out of one photo and pasted onto another.
+  no shortcut. The arrows are there for two lessons. (1) Frozen ImageNet features barely tell a
+  left arrow from a right one (those networks were trained with random horizontal flips, so their
+  pooled features are nearly mirror-blind): a linear probe gets them about half right, while
+  fine-tuning learns the difference. (2) A horizontal flip turns a left arrow into a right arrow,
+  so ``"flip"`` is a label-breaking augmentation here, while a vertical flip is harmless.
+- ``materials``: eight other surfaces, patches only (no orientation in the labels).
+- ``shapes``: six symmetric shapes cut out of one photo and pasted onto another (flips and rotations
+  keep every label: the control case where they are safe).
 
 No leakage: each source photo is cut into three vertical bands; train patches come from the left
 60 %, validation from the next 20 %, test from the last 20 %. Images are generated in a few seconds,
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,22 +42,27 @@ DEFAULT_PER_CLASS = {"train": 60, "val": 30, "test": 30}
 
 VARIANTS = {
     "course": {
-        "about": "6 materials (brick, grass, gravel, fur, coins, text) + arrows pointing left/right",
+        "about": ("6 materials (brick, grass, gravel, fur, coins, text) + arrows pointing left/right: "
+                  "pretrained >> scratch; horizontal flips break the arrow labels"),
         "classes": {"brick": "brick", "grass": "grass", "gravel": "gravel", "fur": "chelsea",
                     "coins": "coins", "text": "page", "arrow_left": "arrow_left", "arrow_right": "arrow_right"},
     },
     "materials": {
-        "about": "8 surfaces: moon, cells, retina, coffee, rocket, stars, camera, tissue",
+        "about": ("8 surfaces and photos (moon, cells, retina, coffee, rocket, stars, camera, tissue): "
+                  "a texture task with no orientation in the labels"),
         "classes": {"moon": "moon", "cells": "cell", "retina": "retina", "coffee": "coffee",
                     "rocket": "rocket", "stars": "hubble_deep_field", "camera": "camera",
                     "tissue": "immunohistochemistry"},
     },
     "shapes": {
-        "about": "6 shapes (circle, square, triangle, star, cross, ring) cut from one photo onto another",
+        "about": ("6 shapes (circle, square, triangle, star, cross, ring) cut from one photo onto another: "
+                  "shape matters, texture does not; flips and rotations are safe"),
         "classes": {name: name for name in ("circle", "square", "triangle", "star", "cross", "ring")},
     },
 }
-SHAPES = {"circle", "square", "triangle", "star", "cross", "ring", "arrow_left", "arrow_right"}
+# Arrow classes and the direction each points in, in degrees clockwise from "right" (image y points down).
+ARROWS = {"arrow_right": 0, "arrow_down": 90, "arrow_left": 180, "arrow_up": 270}
+SHAPES = {"circle", "square", "triangle", "star", "cross", "ring"} | set(ARROWS)
 # Photos whose patches fill shapes and backgrounds.
 FILL_SOURCES = ("brick", "grass", "gravel", "chelsea", "coffee", "astronaut", "rocket", "coins",
                 "camera", "moon", "hubble_deep_field", "immunohistochemistry")
@@ -97,7 +109,10 @@ def _shape_mask(kind: str, rng: np.random.Generator, size: int = STORE_SIZE) -> 
     r = rng.uniform(0.28, 0.4) * size
     cx, cy = size / 2 + rng.uniform(-0.1, 0.1) * size, size / 2 + rng.uniform(-0.1, 0.1) * size
     # Arrows may tilt only a little (their direction is the label); other shapes turn freely.
-    angle = rng.uniform(-0.35, 0.35) if kind.startswith("arrow") else rng.uniform(0, 2 * math.pi)
+    if kind in ARROWS:
+        angle = math.radians(ARROWS[kind]) + rng.uniform(-0.35, 0.35)
+    else:
+        angle = rng.uniform(0, 2 * math.pi)
 
     def poly(points):
         c, s = math.cos(angle), math.sin(angle)
@@ -122,10 +137,9 @@ def _shape_mask(kind: str, rng: np.random.Generator, size: int = STORE_SIZE) -> 
         t = 0.3
         draw.polygon(poly([(-t, -1), (t, -1), (t, -t), (1, -t), (1, t), (t, t), (t, 1), (-t, 1), (-t, t),
                            (-1, t), (-1, -t), (-t, -t)]), fill=255)
-    elif kind in ("arrow_left", "arrow_right"):
-        sign = -1 if kind == "arrow_left" else 1
-        pts = [(-1, -0.25), (0.1, -0.25), (0.1, -0.7), (1, 0), (0.1, 0.7), (0.1, 0.25), (-1, 0.25)]
-        draw.polygon(poly([(sign * x, y) for x, y in pts]), fill=255)
+    elif kind in ARROWS:  # drawn pointing right, then turned to its direction
+        draw.polygon(poly([(-1, -0.25), (0.1, -0.25), (0.1, -0.7), (1, 0), (0.1, 0.7), (0.1, 0.25),
+                           (-1, 0.25)]), fill=255)
     else:
         raise ValueError(kind)
     return np.asarray(mask) > 127
@@ -143,11 +157,23 @@ def _make_image(kind: str, band: tuple[float, float], sources: dict, rng: np.ran
     return (image * 255).astype(np.uint8)
 
 
-def generate(name: str = "course", seed: int = 0, per_class: dict | None = None) -> DataSplits:
+def _counts(per_class: int | dict | None) -> dict[str, int]:
+    """Images per class in each split: an int sets the training count, a dict any of the three."""
+    if isinstance(per_class, int):
+        per_class = {"train": per_class}
+    counts = {**DEFAULT_PER_CLASS, **(per_class or {})}
+    unknown = set(counts) - set(DEFAULT_PER_CLASS)
+    if unknown or any(not isinstance(n, int) or n < 1 for n in counts.values()):
+        raise DataError(f"per_class={per_class!r}: give an int (training images per class) or a dict "
+                        "like {'train': 60, 'val': 30, 'test': 30} with positive counts.")
+    return counts
+
+
+def generate(name: str = "course", seed: int = 0, per_class: int | dict | None = None) -> DataSplits:
     """Build a course data set (no cache): same name + seed → the same pixels."""
     if name not in VARIANTS:
         raise DataError(f"Unknown course data set {name!r}; choose from {sorted(VARIANTS)}.")
-    per_class = {**DEFAULT_PER_CLASS, **(per_class or {})}
+    per_class = _counts(per_class)
     classes = list(VARIANTS[name]["classes"])
     kinds = list(VARIANTS[name]["classes"].values())
     needed = {k for k in kinds if k not in SHAPES} | (set(FILL_SOURCES) if SHAPES & set(kinds) else set())
@@ -166,29 +192,33 @@ def generate(name: str = "course", seed: int = 0, per_class: dict | None = None)
     return DataSplits(train=splits["train"], val=splits["val"], test=splits["test"], classes=classes)
 
 
-def course_data(name: str = "course", seed: int = 0, image_size: int = 128, per_class: dict | None = None,
-                root=None) -> DataSplits:
+def course_data(name: str = "course", seed: int = 0, image_size: int = 128,
+                per_class: int | dict | None = None, root: str | Path | None = None) -> DataSplits:
     """The offline course data set ``name``, from the disk cache or generated (a few seconds).
 
     ``image_size`` is the size lessons train at; images are stored at 144 px, which leaves room
-    for random crops of up to ~128 px. ``per_class`` overrides the counts per split,
-    e.g. ``{"train": 100}``.
+    for random crops of up to ~128 px. ``per_class`` changes the counts per split: an int is the
+    number of training images per class, a dict sets any split, e.g. ``{"train": 100, "test": 50}``.
+    The cache lives in ``root`` (default ``tlkit.paths.data_dir()``, i.e. ``$TLKIT_DATA``).
     """
-    from pathlib import Path
-
+    if name not in VARIANTS:
+        raise DataError(f"Unknown course data set {name!r}; choose from {sorted(VARIANTS)}.")
     if image_size > STORE_SIZE:
         raise DataError(f"image_size={image_size} is larger than the stored {STORE_SIZE} px images; "
                         f"use image_size <= {STORE_SIZE} (upscaling would only blur them).")
-    key = hashlib.sha1(repr((name, seed, sorted((per_class or {}).items()), GENERATOR_VERSION)).encode())
+    counts = _counts(per_class)
+    key = hashlib.sha1(repr((name, seed, sorted(counts.items()), GENERATOR_VERSION)).encode())
     path = Path(root or data_dir()) / "course" / f"{name}-seed{seed}-{key.hexdigest()[:10]}.pt"
     if path.exists():
         try:
             return _from_state(torch.load(path, weights_only=True))
         except Exception:  # a truncated or foreign file: make it again rather than fail
-            path.unlink()
-    splits = generate(name, seed, per_class)
+            path.unlink(missing_ok=True)
+    splits = generate(name, seed, counts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # Write to a private temporary name, then rename: a second notebook reading the cache at the
+    # same moment sees either no file or a whole one, never half of one.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save(_to_state(splits), tmp)
     tmp.replace(path)
     return splits

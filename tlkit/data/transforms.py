@@ -71,3 +71,18 @@ def train_transforms(config: ModelConfig, image_size: int | None = None,
     steps += _finish(config)
     steps += [AUGMENTATIONS[n](size, strength) for n in names if n in _AFTER_FLOAT]
     return T.Compose(steps)
+
+
+def mixup_cutmix(num_classes: int, alpha: float = 1.0) -> Callable:
+    """A batch-level augmentation: each batch gets either MixUp or CutMix.
+
+    Unlike the transforms above it works on a whole batch ``(images, labels)`` and returns soft
+    labels (N, num_classes), so it goes inside the training loop, after the DataLoader::
+
+        mix = mixup_cutmix(len(data.classes))
+        for images, labels in loader:
+            images, soft_labels = mix(images, labels)
+            loss = F.cross_entropy(model(images), soft_labels)  # cross_entropy accepts soft labels
+    """
+    return T.RandomChoice([T.MixUp(num_classes=num_classes, alpha=alpha),
+                           T.CutMix(num_classes=num_classes, alpha=alpha)])
