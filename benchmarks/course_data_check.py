@@ -11,8 +11,10 @@
 
     python benchmarks/course_data_check.py [--data course] [--per-class 20] [--json]
 
-Takes ~5-10 minutes on a 2-core laptop CPU (most of it in the from-scratch and fine-tune runs).
-Every run is seeded; numbers move by a few points with the seed, not by tens.
+Took 20 minutes on a shared 2-core CPU (another job was running beside it), mostly in the
+from-scratch run and the five fine-tunes; use --augment crop,crop+flip to shorten it.
+Every run is seeded, but CPU thread scheduling still moves a fine-tune by a few points between runs
+(crop+flip gave 0.85 in one run and 0.89 in another); only one seed has been measured.
 """
 from __future__ import annotations
 

@@ -17,6 +17,11 @@ Three variants (``list_course_data()``):
 - ``shapes``: six symmetric shapes cut out of one photo and pasted onto another (flips and rotations
   keep every label: the control case where they are safe).
 
+Measured (``benchmarks/course_data_check.py``, 20 training images per class, 2-core CPU): linear
+probe on frozen EfficientNet-Lite0 features 73 % vs the same network from scratch 43 %; a 6-epoch
+fine-tune 92 % with crops, 89 % with crops + horizontal flips (arrows 68 % -> 57 %), 93 % with
+crops + vertical flips or colour jitter.
+
 No leakage: each source photo is cut into three vertical bands; train patches come from the left
 60 %, validation from the next 20 %, test from the last 20 %. Images are generated in a few seconds,
 deterministically from the seed, and cached on disk.
