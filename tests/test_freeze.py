@@ -88,3 +88,19 @@ def test_param_groups_with_nothing_trainable_says_what_to_do(lite0):
         p.requires_grad = False
     with pytest.raises(ValueError, match="tlkit.freeze"):
         tlkit.param_groups(lite0, 1e-3)
+
+
+def test_freeze_batchnorm_keeps_bn_fixed_while_convolutions_train(lite0):
+    tlkit.unfreeze(lite0)
+    n = tlkit.freeze_batchnorm(lite0)
+    bns = [m for m in lite0.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert n == len(bns) > 40
+    assert not any(p.requires_grad for m in bns for p in m.parameters())
+    assert lite0.blocks[3][0].conv_pw.weight.requires_grad and lite0.classifier.weight.requires_grad
+    stats = lite0.blocks[2][0].bn1.running_var.clone()
+    lite0.train()
+    tlkit.set_frozen_bn_eval(lite0)  # what fit does after model.train()
+    loss = lite0(torch.randn(4, 3, 64, 64) * 2).sum()
+    loss.backward()
+    assert lite0.blocks[3][0].conv_pw.weight.grad is not None
+    assert torch.equal(lite0.blocks[2][0].bn1.running_var, stats)

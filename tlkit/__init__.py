@@ -31,7 +31,7 @@ _EXPORTS = {
     "ModelConfig": "config", "get_config": "config",
     # freezing
     "freeze": "freezing", "unfreeze": "freezing", "unfreeze_last": "freezing", "unfreeze_by_name": "freezing",
-    "freeze_by_name": "freezing", "freeze_summary": "freezing", "parts": "freezing",
+    "freeze_by_name": "freezing", "freeze_batchnorm": "freezing", "freeze_summary": "freezing", "parts": "freezing",
     "param_groups": "freezing", "set_frozen_bn_eval": "freezing", "count_parameters": "freezing",
     # data
     "ImageDataset": "data", "DataSplits": "data", "DataError": "data", "course_data": "data",

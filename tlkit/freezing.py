@@ -153,6 +153,23 @@ def freeze_by_name(model: nn.Module, names: str | list[str]) -> nn.Module:
     return model
 
 
+def freeze_batchnorm(model: nn.Module) -> int:
+    """Freeze every BatchNorm layer: its scale/shift stop learning and its statistics stop moving.
+
+    Why: with small data and small batches, BatchNorm's running statistics are rebuilt from a few
+    unusual batches and can wreck a pretrained network (measured in benchmarks/README.md: training
+    all layers on 24 images ended at chance with BatchNorm learning, 100% with it frozen). The
+    convolutions still fine-tune. Returns how many layers were frozen.
+    """
+    count = 0
+    for module in model.modules():
+        if isinstance(module, _BN_TYPES):
+            _set(module.parameters(recurse=False), False)
+            count += 1
+    set_frozen_bn_eval(model)
+    return count
+
+
 def set_frozen_bn_eval(model: nn.Module) -> int:
     """Put BatchNorm layers whose parameters are all frozen into eval mode; return how many.
 
