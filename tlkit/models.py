@@ -214,6 +214,14 @@ def _download(url: str, dst: Path) -> None:
     tmp.replace(dst)
 
 
+def _download_or_explain(name: str, url: str, path: Path) -> None:
+    """Download ``url`` to ``path``; any failure becomes the error that says how to get the file."""
+    try:
+        _download(url, path)
+    except (OSError, urllib.error.URLError, RuntimeError) as err:
+        raise _offline_error(name, path, url, err) from None
+
+
 def _load_torchvision(arch: str, pretrained: bool, weights_file) -> tuple[nn.Module, ModelConfig]:
     import torchvision.models as tvm
 
@@ -224,10 +232,7 @@ def _load_torchvision(arch: str, pretrained: bool, weights_file) -> tuple[nn.Mod
         if not path.exists():
             if weights_file:
                 raise FileNotFoundError(f"weights_file {path} does not exist.")
-            try:
-                _download(weights.url, path)
-            except (OSError, urllib.error.URLError, RuntimeError) as err:
-                raise _offline_error(arch, path, weights.url, err) from None
+            _download_or_explain(arch, weights.url, path)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     preset = weights.transforms()
     size = int(preset.crop_size[0])
@@ -288,10 +293,7 @@ def fetch_weights(name: str) -> Path:
     if source == "offline" or path.exists():
         return path
     if source == "torchvision":
-        try:
-            _download(url, path)
-        except (OSError, urllib.error.URLError, RuntimeError) as err:
-            raise _offline_error(arch, path, url, err) from None
+        _download_or_explain(arch, url, path)
         return path
     import timm
     from safetensors.torch import save_file

@@ -10,6 +10,7 @@ variant that was both accurate on held-out data and stable on a 24-image data se
 """
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -171,12 +172,7 @@ def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | P
     if out is not None:
         folder = save_model(model, out, extra={"accuracy": report.accuracy, "eval_split": eval_name},
                             force=force)
-        (Path(folder) / "metrics.json").write_text(_json(result))
+        (Path(folder) / "metrics.json").write_text(json.dumps(result, indent=2))
         result["out"] = str(folder)
     return result
 
-
-def _json(obj) -> str:
-    import json
-
-    return json.dumps(obj, indent=2)
