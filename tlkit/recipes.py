@@ -175,4 +175,3 @@ def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | P
         (Path(folder) / "metrics.json").write_text(json.dumps(result, indent=2))
         result["out"] = str(folder)
     return result
-
