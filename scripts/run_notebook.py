@@ -22,12 +22,32 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def strip_widget_state(nb: nbformat.NotebookNode) -> None:
-    """Drop saved widget state: it is large, and it is stale as soon as the kernel is gone."""
+    """Drop saved widget state and widget views: they only render with a live kernel.
+
+    A stored notebook is read without one (GitHub, nbconvert, a fresh JupyterLab tab), where a
+    widget view shows as "Loading widget..." or "Error displaying widget". We keep whatever
+    fallback the widget offered (an image or HTML) and drop outputs whose only fallback is plain
+    text: a repr like ``IntSlider(value=0)`` or a stale tqdm bar frozen at "0%".
+    """
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("widgets", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                del data[WIDGET_VIEW]
+                if set(data) <= {"text/plain"}:
+                    continue
+            kept.append(out)
+        cell.outputs = kept
 
 
 def run(path: Path, write: bool = True, timeout: int = 600) -> float:
