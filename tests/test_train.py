@@ -305,3 +305,46 @@ def test_no_warnings_in_a_normal_run(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit(linear_model(), train, val, epochs=1, **quiet())
+
+
+# ------------------------------------------------------------- hooks: batch_transform, regularizer
+def test_batch_transform_mixes_every_training_batch_and_the_model_still_learns(data):
+    from tlkit.data.transforms import mixup_cutmix
+
+    train, val = data
+    mix = mixup_cutmix(num_classes=4)
+    seen_targets = []
+
+    def counting_mix(images, labels):
+        images, targets = mix(images, labels)
+        seen_targets.append(targets)
+        return images, targets
+
+    torch.manual_seed(0)
+    history = fit(TinyNet(), train, val, epochs=6, lr=1e-2, batch_size=16, seed=0,
+                  batch_transform=counting_mix, **quiet())
+    assert len(seen_targets) == 6 * 10  # every training batch, never a validation batch
+    assert all(t.shape == (16, 4) for t in seen_targets)  # soft labels, one row per image
+    assert any((t.max(dim=1).values < 1).any() for t in seen_targets)  # really mixed
+    assert history.best["val_acc"] >= 0.8  # chance is 0.25
+    assert all(0.0 <= acc <= 1.0 for acc in history["train_acc"])
+
+
+def test_regularizer_is_added_to_each_step_but_not_to_the_reported_train_loss(data):
+    train, val = data
+    torch.manual_seed(0)
+    plain = fit(linear_model(), train, val, epochs=2, lr=1e-2, seed=0, **quiet())
+    # A constant adds nothing to the gradients: training is unchanged, and so is train_loss.
+    torch.manual_seed(0)
+    constant = fit(linear_model(), train, val, epochs=2, lr=1e-2, seed=0,
+                   regularizer=lambda: torch.tensor(100.0), **quiet())
+    assert constant["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
+    # A penalty on the weights' size does change training: the weights end up smaller.
+    torch.manual_seed(0)
+    free, pulled = linear_model(), linear_model()
+    pulled.load_state_dict(free.state_dict())
+    fit(free, train, epochs=2, lr=1e-2, weight_decay=0.0, seed=0, **quiet())
+    weight = pulled[1].weight
+    fit(pulled, train, epochs=2, lr=1e-2, weight_decay=0.0, seed=0,
+        regularizer=lambda: 1.0 * weight.pow(2).sum(), **quiet())
+    assert pulled[1].weight.norm() < 0.8 * free[1].weight.norm()

@@ -31,7 +31,11 @@ class NotebookFigure(Figure):
             return  # other backends (ipympl widgets) show their figures themselves
         from IPython.display import Image, display
 
-        display(Image(figure_to_png(self, close=False)))
+        if any(ax.images for ax in self.axes):
+            # Photos compress badly as PNG (hundreds of KB a grid); JPEG keeps notebooks light.
+            display(Image(figure_to_jpeg(self, close=False), format="jpeg"))
+        else:
+            display(Image(figure_to_png(self, close=False)))
         plt.close(self)
 
 
@@ -40,6 +44,18 @@ def _figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6, 4
     import matplotlib.pyplot as plt
 
     return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, FigureClass=NotebookFigure)
+
+
+def figure_to_jpeg(fig: Figure, close: bool = True, dpi: int = 80, quality: int = 82) -> bytes:
+    """Render a figure to JPEG bytes (white background): small files for grids of photos."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", dpi=dpi, bbox_inches="tight", facecolor="white",
+                pil_kwargs={"quality": quality})
+    if close:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def figure_to_png(fig: Figure, close: bool = True, dpi: int = 80) -> bytes:

@@ -25,7 +25,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -179,7 +179,9 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
         early_stopping: int | None = None, restore_best: bool = True, monitor: str = "val_acc",
         device: torch.device | str | None = None, amp: bool | str = "auto",
         channels_last: bool | str = "auto", progress: bool = True, live_plot: bool = False,
-        seed: int | None = None, verbose: bool = True) -> History:
+        seed: int | None = None, verbose: bool = True,
+        batch_transform: Callable | None = None,
+        regularizer: Callable[[], torch.Tensor] | None = None) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; return the ``History``.
 
     The optimiser is AdamW over ``tlkit.param_groups`` (only trainable parameters; ``lr_mult < 1``
@@ -195,6 +197,16 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
     bf16 (or fp16 with a gradient scaler) and ``channels_last`` a faster memory layout; both are off
     on CPU. Ctrl-C stops training and keeps the best weights; a NaN/inf loss stops it with advice.
     The model stays on ``device`` afterwards.
+
+    Two hooks change what a training step does (validation is never affected):
+
+    - ``batch_transform(images, labels) -> (images, targets)`` runs on every training batch, e.g.
+      ``tlkit.data.transforms.mixup_cutmix(num_classes)``. ``targets`` may be class indices or soft
+      labels (N, num_classes); the loss accepts both. On mixed batches there is no single right
+      answer, so ``train_acc`` then counts a prediction as right when it names the class with the
+      largest share of the mixed target: a rough progress signal, not comparable with ``val_acc``.
+    - ``regularizer() -> scalar tensor`` is added to the loss of every step, e.g. ``tlkit.L2SP``.
+      ``train_loss`` stays the data loss alone, so that it can be compared with ``val_loss``.
     """
     _check_arguments(epochs, lr, schedule, monitor, warmup, early_stopping)
     if seed is not None:
@@ -225,7 +237,8 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
             batch_bar.reset(total=len(train_loader))
             train_loss, train_acc = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler,
                                                     scaler, accel, grad_clip=grad_clip, history=history,
-                                                    bar=batch_bar)
+                                                    bar=batch_bar, batch_transform=batch_transform,
+                                                    regularizer=regularizer)
             val_loss, val_acc = validate(model, val_loader, loss_fn, accel) if val_loader else (None, None)
             record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                       "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
@@ -259,21 +272,28 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler,
                     accel: Accelerator, *, grad_clip: float | None = None,
-                    history: History | None = None, bar=None) -> tuple[float, float]:
-    """One pass over the training data, one optimiser step per batch; returns (mean loss, accuracy)."""
+                    history: History | None = None, bar=None, batch_transform: Callable | None = None,
+                    regularizer: Callable[[], torch.Tensor] | None = None) -> tuple[float, float]:
+    """One pass over the training data, one optimiser step per batch; returns (mean loss, accuracy).
+
+    ``batch_transform`` and ``regularizer``: see ``fit``. The returned loss is the data loss only.
+    """
     model.train()
     set_frozen_bn_eval(model)  # frozen BatchNorm layers keep their pretrained running statistics
     total_loss, correct, seen = 0.0, 0, 0
     for images, labels in loader:
         images, labels = accel.to_device(images, labels)
+        if batch_transform is not None:                   # e.g. MixUp/CutMix: soft labels
+            images, labels = batch_transform(images, labels)
         with accel.autocast():
             logits = model(images)                        # 1. forward
             loss = loss_fn(logits, labels)                # 2. loss
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(loss.item(), step=len(history.step_losses) if history else 0)
+        total = loss if regularizer is None else loss + regularizer()  # e.g. L2-SP's penalty
+        if not torch.isfinite(total):
+            raise TrainingDiverged(total.item(), step=len(history.step_losses) if history else 0)
 
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()                     # 3. backward (gradients of the loss)
+        scaler.scale(total).backward()                    # 3. backward (gradients of the loss)
         if grad_clip is not None:
             scaler.unscale_(optimizer)                    # clip the real gradients, not scaled ones
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -286,7 +306,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
 
         n = labels.size(0)
         total_loss += loss.item() * n
-        correct += (logits.argmax(dim=1) == labels).sum().item()
+        hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # soft labels: the largest share
+        correct += (logits.argmax(dim=1) == hard).sum().item()
         seen += n
         if bar is not None:
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
