@@ -1,0 +1,247 @@
+"""The widgets in a real JupyterLab, in a real (headless) Chromium, driven by Playwright.
+
+What a headless test cannot see: whether the views render at all in the browser ("Error
+displaying widget", "Loading widget..."), whether clicks reach the kernel, and whether updates
+made from a training thread reach the page. This test starts JupyterLab on 127.0.0.1 with a token,
+opens tests/notebooks/widgets_demo.ipynb (a copy), runs all cells, checks every widget rendered,
+then operates them: answers a quiz question, ticks an augmentation, presses Run, and presses Stop
+during a run. Screenshots and the server log go to test-artifacts/browser/ (git ignores it).
+
+It needs Playwright (``pip install playwright``, in the [test] extra) and a Chromium; Playwright's
+own browser download is not used. .ci/run installs Debian's ``chromium``; elsewhere point
+``TLKIT_CHROMIUM`` at any Chromium or Chrome binary. Without them the test is skipped, saying so.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "tests" / "notebooks" / "widgets_demo.ipynb"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+WIDGETS = ("quiz", "augmentation", "overfitting", "lr", "freezing", "predictions")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions"]
+RUN_ALL_SECONDS = 600  # the demo takes ~30 s on an idle 2-core laptop; CI machines can be much busier
+
+
+def _chromium() -> str | None:
+    candidates = [os.environ.get("TLKIT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser_tools():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed: pip install playwright (the [test] extra has it)")
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("No Chromium found (/usr/bin/chromium, PATH, or TLKIT_CHROMIUM): apt-get install chromium "
+                    "(.ci/run does this)")
+    return sync_api, chromium
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 with a token, its own settings (no news popup), a copy of the demo."""
+    home = tmp_path_factory.mktemp("lab")
+    (home / "notebooks").mkdir()
+    shutil.copy(DEMO, home / "notebooks" / DEMO.name)  # the browser saves it: never touch the repository's copy
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))  # the news popup can cover widgets
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, TLKIT_OFFLINE="1", JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"))
+    log_path = home / "lab.log"
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home / 'notebooks'}",
+               "--LabApp.expose_app_in_browser=True"]  # lets the test call JupyterLab commands (run all)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # CI containers often run as root
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start:\n" + log_path.read_text()[-3000:]) from None
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "log": log_path}
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log_path, ARTIFACTS / "jupyterlab.log")
+
+
+@pytest.fixture(scope="module")
+def playwright(browser_tools):
+    """One Playwright for the module (a second one cannot start while the first runs)."""
+    sync_api, chromium = browser_tools
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    with sync_api.sync_playwright() as pw:
+        yield pw, chromium
+
+
+@pytest.fixture(scope="module")
+def page(playwright, lab):
+    pw, chromium = playwright
+    console: list[str] = []
+    # A persistent context on a fresh folder: Playwright refuses --user-data-dir in args.
+    context = pw.chromium.launch_persistent_context(
+        str(lab["log"].parent / "chromium-profile"), executable_path=chromium, headless=True,
+        args=CHROMIUM_FLAGS, viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        (ARTIFACTS / "console.txt").write_text("\n".join(console))
+        context.close()
+
+
+def _shoot(page, name: str, selector: str | None = None) -> None:
+    target = page.locator(selector).first if selector else page
+    target.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.mark.slow
+def test_widgets_render_and_respond_in_jupyterlab(page, lab):
+    page.goto(f"{lab['url']}/lab/tree/{DEMO.name}?token={lab['token']}")
+    page.wait_for_function(  # the notebook is open and its kernel has started
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }", timeout=180_000)
+    # Before running, JupyterLab shows the stored fallbacks (widget views are stripped on save).
+    stored = page.locator(".jp-OutputArea-output").get_by_text("Learning-rate explorer — 1 run(s) so far.")
+    stored.wait_for()
+    stored.scroll_into_view_if_needed()
+    _shoot(page, "00_stored_fallback")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.locator(".jp-OutputArea-output").get_by_text("demo finished").wait_for(timeout=RUN_ALL_SECONDS * 1000)
+    _shoot(page, "01_ran_all")
+
+    # Every widget rendered as a live view, and none failed.
+    for name in WIDGETS:
+        view = page.locator(f".tlkit-{name}")
+        view.first.wait_for(state="visible")
+        assert view.count() == 1, f"expected one rendered {name} widget, found {view.count()}"
+        view.first.scroll_into_view_if_needed()
+        _shoot(page, f"02_{name}", f".tlkit-{name}")
+    assert page.get_by_text("Error displaying widget").count() == 0
+    assert page.get_by_text("Loading widget").count() == 0
+
+    # The check cell answered q1 from code after the quiz was shown: the view followed.
+    # (JupyterLab skips rendering cells out of view: scroll each widget into view before reading it.)
+    quiz = page.locator(".tlkit-quiz")
+    quiz.scroll_into_view_if_needed()
+    assert "Right." in quiz.locator(".tlkit-question-q1").text_content()
+    # A learner answers q2 in the browser: the verdict comes back from the kernel.
+    q2 = quiz.locator(".tlkit-question-q2")
+    q2.get_by_role("button", name="a", exact=True).click()
+    q2.get_by_role("button", name="Check").click()
+    q2.get_by_text("Not yet:").wait_for()
+    q2.get_by_role("button", name="b", exact=True).click()
+    q2.get_by_role("button", name="Check").click()
+    q2.get_by_text("Right.").wait_for()
+    assert "Score: 3 of 4 right" in quiz.text_content()  # q1 and q4 from code, q2 here
+    _shoot(page, "03_quiz_answered", ".tlkit-quiz")
+
+    # Ticking an augmentation redraws the grid.
+    augment = page.locator(".tlkit-augmentation")
+    augment.scroll_into_view_if_needed()
+    before = augment.locator("img").get_attribute("src")
+    augment.get_by_role("checkbox", name="rotate").check()
+    page.wait_for_function("(old) => { const img = document.querySelector('.tlkit-augmentation img');"
+                           " return img && img.src !== old; }", arg=before)
+    assert "rotate" in augment.text_content()
+    _shoot(page, "04_augmentation_rotate", ".tlkit-augmentation")
+
+    # Move a slider with the keyboard, press Run: training runs in a thread and the table grows.
+    overfit = page.locator(".tlkit-overfitting")
+    overfit.scroll_into_view_if_needed()
+    rows = overfit.locator("table.tlkit-results tbody tr")
+    assert rows.count() == 1
+    handle = overfit.locator(".widget-slider").first.locator(".noUi-handle")  # "images per class"
+    handle.focus()
+    handle.press("End")  # the largest value, like dragging the handle to the right
+    overfit.locator("button[title^='Run with']").click()
+    rows.nth(1).wait_for(timeout=RUN_ALL_SECONDS * 1000)
+    overfit.get_by_text("Done: run 2").wait_for()
+    assert rows.nth(1).locator("td").nth(1).text_content() == "4"  # images per class: the slider's maximum
+    _shoot(page, "05_overfitting_second_run", ".tlkit-overfitting")
+
+    # Stop during a run: the run ends as "interrupted" and the widget is ready for the next one.
+    freezing = page.locator(".tlkit-freezing")
+    freezing.scroll_into_view_if_needed()
+    epochs = freezing.locator(".widget-slider").filter(has_text="epochs").locator(".noUi-handle")
+    epochs.focus()
+    epochs.press("End")  # 10 epochs: long enough to stop in the middle
+    run = freezing.locator("button[title^='Run with']")
+    stop = freezing.locator("button[title^='Stop after']")
+    run.click()
+    page.wait_for_function("() => !document.querySelector(\".tlkit-freezing button[title^='Stop after']\").disabled")
+    freezing.locator("table.tlkit-results tbody tr").nth(1).wait_for()  # the first live epoch is drawn
+    stop.click()
+    freezing.get_by_text("Stopped: run 2").wait_for(timeout=120_000)
+    assert "interrupted" in freezing.locator("table.tlkit-results tbody tr").nth(1).text_content()
+    assert run.is_enabled()
+    assert not stop.is_enabled()
+    _shoot(page, "06_freezing_stopped", ".tlkit-freezing")
+
+
+def test_a_static_html_export_shows_the_fallback_pictures(playwright, tmp_path):
+    """What GitHub or an HTML export shows: the stored notebook has no widget views, only fallbacks."""
+    pw, chromium = playwright
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(DEMO, as_version=4))
+    page_file = tmp_path / "widgets_demo.html"
+    page_file.write_text(body, encoding="utf-8")
+    browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(page_file.as_uri())
+        for text in ("Learning-rate explorer — 1 run(s) so far.", "Overfitting explorer — 1 run(s) so far.",
+                     "Freezing explorer — 1 run(s) so far.", "Quiz: Freezing and fine-tuning", "Prediction explorer"):
+            assert page.get_by_text(text).count() >= 1, f"{text!r} is missing from the static page"
+        assert page.get_by_text("Loading widget").count() == 0
+        assert page.get_by_text("Error displaying widget").count() == 0
+        sizes = page.eval_on_selector_all("img[src^='data:image']", "imgs => imgs.map(i => i.naturalWidth)")
+        assert len(sizes) >= 5 and min(sizes) > 100, f"fallback pictures did not load: {sizes}"
+        page.screenshot(path=str(ARTIFACTS / "07_static_html_export.png"), full_page=True)
+    finally:
+        browser.close()
