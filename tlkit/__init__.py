@@ -45,9 +45,29 @@ _EXPORTS = {
     "plot_lr_find": "plots",
     # feature extraction
     "extract_features": "features", "head_removed": "features",
+    "cached_features": "feature_cache", "clear_feature_cache": "feature_cache",
+    # regularisation (lesson 05) and weight drift (lesson 04)
+    "L2SP": "regularisation", "add_head_dropout": "regularisation", "snapshot_weights": "regularisation",
+    "weight_drift": "regularisation", "drift_by_part": "regularisation",
+    # looking inside a pretrained model (lesson 01) and checking the machine (lesson 00)
+    "top_k": "inspection", "plot_top_k": "inspection", "first_layer_filters": "inspection",
+    "plot_filters": "inspection", "feature_maps": "inspection", "plot_feature_maps": "inspection",
+    "knn_accuracy": "inspection", "linear_probe_accuracy": "inspection", "embed_2d": "inspection",
+    "plot_embeddings": "inspection", "prepare_image": "inspection", "doctor": "machine",
     # checkpoints
     "save_model": "checkpoint", "load_model": "checkpoint", "load_weights": "checkpoint",
     "CheckpointError": "checkpoint",
+    # test-time augmentation (lesson 06); choosing, exporting (lesson 07)
+    "with_tta": "tta", "TTA_VIEWS": "tta",
+    "compare_backbones": "backbones", "measure_latency": "backbones", "published_top1": "backbones",
+    "export_torchscript": "export", "load_torchscript": "export", "export_onnx": "export",
+    "compare_predictions": "export", "ExportError": "export",
+    # exercises
+    "exercise": "checking", "available_exercises": "checking",
+    # widgets: explorers and quizzes (tlkit/widgets/)
+    "lr_explorer": "widgets", "freezing_explorer": "widgets", "augmentation_explorer": "widgets",
+    "overfitting_explorer": "widgets", "prediction_explorer": "widgets", "quiz": "widgets",
+    "load_quiz": "widgets", "available_quizzes": "widgets", "QuizError": "widgets",
 }
 
 __all__ = sorted(_EXPORTS)
