@@ -195,3 +195,18 @@ def test_unknown_exercise_and_item_say_what_exists():
         exercise("99")
     with pytest.raises(ValueError, match="its items are: q1, q2, q3"):
         exercise("00").item("q9")
+
+
+def test_quiz_item_grades_with_the_lesson_quiz_and_its_feedback():
+    from tlkit.checking import quiz_item
+    from tlkit.widgets import load_quiz
+
+    q1 = load_quiz("03").question("q1")
+    wrong = next(letter for letter in "abc"[:len(q1.options)] if letter != q1.answer)
+    ex = Exercise("t", [quiz_item("q1", "answer_q1", "03", "q1")])
+    assert ex.item("q1").question == q1.text
+    assert ex.verdict("q1", answer_q1=q1.answer.upper()).passed
+    verdict = ex.verdict("q1", answer_q1=wrong)
+    assert not verdict.passed and verdict.hint == q1.feedback[wrong]
+    assert "letter" in ex.verdict("q1", answer_q1="z").hint
+    assert "should be a letter or a number" in ex.verdict("q1", answer_q1=["a"]).hint

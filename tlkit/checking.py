@@ -202,6 +202,40 @@ def number_item(item_id: str, name: str, expected: float | Callable[[], float], 
     return Item(item_id, (name,), collect, judge, question, points)
 
 
+def quiz_item(item_id: str, name: str, quiz: str, question: str, points: float = 1.0) -> Item:
+    """An item graded by a lesson quiz's question: the learner sets ``name`` to an answer.
+
+    The key lives in the quiz file (``tlkit/quizzes/NN_*.yaml``), so the same question can be
+    answered in the lesson's quiz widget and graded in the exercise. ``quiz`` is the quiz's number
+    or name (``"03"``), ``question`` its id (``"q2"``). The judge reloads the quiz file itself.
+    """
+    def collect(**values):
+        value = values[name]
+        if hasattr(value, "item") and callable(value.item):  # a 0-d tensor or numpy scalar
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return {"problem": f"{name} should be a letter or a number, got {type(value).__name__}"}
+        return {"answer": str(value)}
+
+    def judge(evidence):
+        from .widgets.questions import load_quiz
+
+        answer = evidence.get("answer")
+        if type(answer) is not str:
+            return Verdict(False, f"set {name} to your answer")
+        loaded = load_quiz(quiz)
+        result = loaded._judge(loaded.question(question), answer)
+        return Verdict(True) if result.passed else Verdict(False, result.feedback)
+
+    text = ""
+    try:
+        from .widgets.questions import load_quiz
+        text = load_quiz(quiz).question(question).text
+    except Exception:  # a broken quiz file shows up when judging, with the quiz's own message
+        pass
+    return Item(item_id, (name,), collect, judge, text, points)
+
+
 # ---------------------------------------------------------------- finding exercises
 
 def available_exercises() -> list[str]:
