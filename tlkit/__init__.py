@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # devices and reproducibility
     "get_device": "device", "describe_device": "device", "seed_everything": "device",
-    "set_threads": "device",
+    "set_threads": "device", "find_batch_size": "batch_size",
     # models
     "load_pretrained": "models", "replace_head": "models", "get_head": "models",
     "imagenet_classes": "models", "available_models": "models", "fetch_weights": "models",
