@@ -29,6 +29,9 @@ class Recipe:
     head and the last N parts; ``"gradual"`` trains the head for ``head_epochs`` epochs, then
     everything, with discriminative LRs (``lr_mult`` per part, going down the network).
     freeze_bn: keep every BatchNorm layer frozen (see ``tlkit.freezing.freeze_batchnorm``).
+    augment_strength: how far the augmentations go (see ``tlkit.train_transforms``).
+    val_each_epoch: evaluate on the validation split after every epoch and keep the best epoch's
+    weights; False trains for ``epochs`` and keeps the last weights (no time spent validating).
     """
 
     model: str = "efficientnet_lite0"
@@ -44,6 +47,8 @@ class Recipe:
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
     augment: str = "default"
+    augment_strength: float = 1.0
+    val_each_epoch: bool = True
     schedule: str = "onecycle"
     seed: int = 0
 
@@ -65,6 +70,8 @@ class Recipe:
             raise ValueError(f"image_size {self.image_size} is too small for these backbones; use >= 32.")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if not 0 <= self.augment_strength <= 1:
+            raise ValueError(f"augment_strength is between 0 and 1, got {self.augment_strength}.")
         self.freeze_plan()  # raises on a bad plan
 
     def freeze_plan(self) -> tuple[str, int]:
@@ -97,6 +104,8 @@ def train_with_recipe(model, train, val, recipe: Recipe, *, device=None, progres
 
     kind, n = recipe.freeze_plan()
     apply_freeze(model, kind, n, recipe.freeze_bn)
+    if not recipe.val_each_epoch:
+        val = None  # fit then keeps the epoch with the lowest training loss (with one-cycle: the last)
     common = dict(batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
                   label_smoothing=recipe.label_smoothing, schedule=recipe.schedule, device=device,
                   progress=progress, seed=recipe.seed)
@@ -137,7 +146,8 @@ def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | P
         seed_everything(recipe.seed)
         model = load_pretrained(recipe.model, num_classes=len(splits.classes), classes=list(splits.classes))
         cfg = model.tlkit_config
-        data = splits.with_transforms(train_transforms(cfg, recipe.image_size, augment=recipe.augment),
+        data = splits.with_transforms(train_transforms(cfg, recipe.image_size, augment=recipe.augment,
+                                                       strength=recipe.augment_strength),
                                       eval_transforms(cfg, recipe.image_size))
         try:
             histories = train_with_recipe(model, data.train, data.val, recipe.updated(batch_size=batch_size),
