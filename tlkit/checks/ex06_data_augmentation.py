@@ -70,13 +70,13 @@ def _judge_augment(evidence: dict) -> Verdict:
         return Verdict(False, "safe_augment should return an image tensor (3, H, W) for every call")
     mirrored = sum(c < -0.8 for c in corrs)
     turned = sum(-0.8 <= c <= 0.5 for c in corrs)
+    if turned:  # some versions point up or down (a rotation), perhaps others the wrong way round
+        return Verdict(False, f"{turned + mirrored} of {DRAWS} versions were turned too far: a rotated arrow points "
+                              "somewhere else; leave out rotations (or keep them to a few degrees), and check "
+                              "what TrivialAugment/RandAugment do")
     if mirrored:
-        return Verdict(False, f"{mirrored} of {DRAWS} versions were mirrored left↔right: a horizontal flip (or a "
-                              "half turn) makes arrow_left point right; flip top↕bottom instead")
-    if turned:
-        return Verdict(False, f"{turned} of {DRAWS} versions were turned too far: a rotated arrow points somewhere "
-                              "else; leave out rotations (or keep them to a few degrees), and check what "
-                              "TrivialAugment/RandAugment do")
+        return Verdict(False, f"{mirrored} of {DRAWS} versions were mirrored left↔right: a horizontal flip makes "
+                              "arrow_left point right; flip top↕bottom instead")
     if distinct < 2:
         return Verdict(False, f"{DRAWS} calls gave the same picture every time: an augmentation must change "
                               "the image at random (e.g. random crops, vertical flips, colour jitter)")
