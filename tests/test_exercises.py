@@ -210,3 +210,20 @@ def test_quiz_item_grades_with_the_lesson_quiz_and_its_feedback():
     assert not verdict.passed and verdict.hint == q1.feedback[wrong]
     assert "letter" in ex.verdict("q1", answer_q1="z").hint
     assert "should be a letter or a number" in ex.verdict("q1", answer_q1=["a"]).hint
+
+
+def test_evidence_that_is_not_plain_json_is_feedback_not_a_crash(capsys):
+    ex = Exercise("t", [Item("q1", ("x",), lambda x: {"value": x}, lambda e: Verdict(True))])
+    ex.check("q1", x=float("nan"))
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("q1: not yet — the answer could not be recorded")
+
+
+def test_release_ignores_warnings_on_stderr_in_check_cells():
+    nb = nbformat.v4.new_notebook(metadata={"tlkit": {"exercise": "00_warmup"}})
+    check = nbformat.v4.new_code_cell('# NBVAL_CHECK_OUTPUT\nex.check("q1")', execution_count=2)
+    check.outputs = [nbformat.v4.new_output("stream", name="stderr", text="UserWarning: something\n"),
+                     nbformat.v4.new_output("stream", name="stdout", text="q1: passed\n")]
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1), check]
+    student = release_notebook(nb)
+    assert [o["text"] for o in student.cells[1].outputs] == ["q1: passed\n"]

@@ -93,7 +93,10 @@ class Exercise:
             return {"problem": "the cell above still says NotImplementedError: replace it with your code"}
         except Exception as err:  # the learner's code raised: that is feedback, not a crash
             return {"problem": f"your code raised {type(err).__name__}: {str(err)[:200]}"}
-        return plain_evidence(evidence)
+        try:
+            return plain_evidence(evidence)
+        except ExerciseError as err:  # e.g. a NaN the learner's code produced: feedback, not a crash
+            return {"problem": f"the answer could not be recorded: {err}"}
 
     def judge(self, item_id: str, evidence: dict) -> Verdict:
         """The verdict for ``evidence``; never raises for bad evidence (it just does not pass)."""

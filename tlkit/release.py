@@ -97,7 +97,9 @@ def release_notebook(source_nb: nbformat.NotebookNode, where: str = "notebook") 
 
 def _keep_passed_output(cell, item: str, where: str) -> None:
     """A check cell keeps exactly its ``item: passed`` line; anything else means the source is not ready."""
-    text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+    # stdout only: a warning on stderr (a library's deprecation notice) does not change the verdict
+    text = "".join(o.get("text", "") for o in cell.outputs
+                   if o.get("output_type") == "stream" and o.get("name", "stdout") == "stdout")
     lines = [line for line in text.splitlines() if line.strip()]
     if cell.execution_count is None or lines != [f"{item}: passed"]:
         shown = lines[0] if lines else "nothing"
