@@ -5,7 +5,10 @@ displaying widget", "Loading widget..."), whether clicks reach the kernel, and w
 made from a training thread reach the page. This test starts JupyterLab on 127.0.0.1 with a token,
 opens tests/notebooks/widgets_demo.ipynb (a copy), runs all cells, checks every widget rendered,
 then operates them: answers a quiz question, ticks an augmentation, presses Run, and presses Stop
-during a run. Screenshots and the server log go to test-artifacts/browser/ (git ignores it).
+during a run. A second test runs the same demo in Notebook 7 (the classic-looking interface built on
+JupyterLab's parts) and answers a quiz question there. Screenshots and the server logs go to
+test-artifacts/browser/ (git ignores it). VS Code's notebook view cannot be driven here; it renders
+ipywidgets 8 through the same widget manager protocol.
 
 It needs Playwright (``pip install playwright``, in the [test] extra) and a Chromium; Playwright's
 own browser download is not used. .ci/run installs Debian's ``chromium``; elsewhere point
@@ -52,16 +55,21 @@ def browser_tools():
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is not installed: pip install playwright (the [test] extra has it)")
     chromium = _chromium()
+    if chromium is None and os.environ.get("CI"):
+        pytest.fail("CI must run the browser tests, but no Chromium was found: .ci/run installs Debian's chromium")
     if chromium is None:
         pytest.skip("No Chromium found (/usr/bin/chromium, PATH, or TLKIT_CHROMIUM): apt-get install chromium "
                     "(.ci/run does this)")
     return sync_api, chromium
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 with a token, its own settings (no news popup), a copy of the demo."""
-    home = tmp_path_factory.mktemp("lab")
+def _serve(tmp_path_factory, app: str):
+    """A Jupyter server (``jupyterlab`` or ``notebook``, i.e. Notebook 7) on 127.0.0.1 with a token.
+
+    It gets its own settings (no news popup) and a copy of the demo notebook; yields its URL, token
+    and log, and stops it afterwards.
+    """
+    home = tmp_path_factory.mktemp(app)
     (home / "notebooks").mkdir()
     shutil.copy(DEMO, home / "notebooks" / DEMO.name)  # the browser saves it: never touch the repository's copy
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
@@ -72,10 +80,12 @@ def lab(tmp_path_factory):
     env = dict(os.environ, TLKIT_OFFLINE="1", JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"))
-    log_path = home / "lab.log"
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home / 'notebooks'}",
-               "--LabApp.expose_app_in_browser=True"]  # lets the test call JupyterLab commands (run all)
+    log_path = home / f"{app}.log"
+    # expose_app_in_browser lets the test call the app's commands (run all cells) as a menu would
+    expose = "--LabApp.expose_app_in_browser=True" if app == "jupyterlab" else \
+        "--JupyterNotebookApp.expose_app_in_browser=True"
+    command = [sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home / 'notebooks'}", expose]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI containers often run as root
     with open(log_path, "w") as log:
@@ -89,7 +99,7 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + log_path.read_text()[-3000:]) from None
+                    raise RuntimeError(f"{app} did not start:\n" + log_path.read_text()[-3000:]) from None
                 time.sleep(0.5)
         yield {"url": url, "token": token, "log": log_path}
     finally:
@@ -99,7 +109,12 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired:
             server.kill()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log_path, ARTIFACTS / "jupyterlab.log")
+        shutil.copy(log_path, ARTIFACTS / log_path.name)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    yield from _serve(tmp_path_factory, "jupyterlab")
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +260,46 @@ def test_a_static_html_export_shows_the_fallback_pictures(playwright, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "07_static_html_export.png"), full_page=True)
     finally:
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def notebook7(tmp_path_factory):
+    pytest.importorskip("notebook", minversion="7", reason="Jupyter Notebook 7 is not installed (the [course] extra has it)")
+    yield from _serve(tmp_path_factory, "notebook")
+
+
+@pytest.mark.slow
+def test_widgets_render_and_respond_in_notebook_7(playwright, notebook7):
+    """The same demo in the classic-looking Notebook 7: every widget renders, and one responds."""
+    pw, chromium = playwright
+    context = pw.chromium.launch_persistent_context(
+        str(notebook7["log"].parent / "chromium-profile"), executable_path=chromium, headless=True,
+        args=CHROMIUM_FLAGS, viewport={"width": 1280, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{notebook7['url']}/notebooks/{DEMO.name}?token={notebook7['token']}")
+        page.wait_for_function(  # the notebook is open and its kernel has started
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
+            " && w.sessionContext.session.kernel.connectionStatus === 'connected'; }", timeout=180_000)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.locator(".jp-OutputArea-output").get_by_text("demo finished").wait_for(timeout=RUN_ALL_SECONDS * 1000)
+        for name in WIDGETS:
+            view = page.locator(f".tlkit-{name}")
+            view.first.scroll_into_view_if_needed()
+            view.first.wait_for(state="visible")
+            assert view.count() == 1, f"expected one rendered {name} widget in Notebook 7, found {view.count()}"
+        assert page.get_by_text("Error displaying widget").count() == 0
+        assert page.get_by_text("Loading widget").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "08_notebook7_ran_all.png"))
+        # A click in the page reaches the kernel and the verdict comes back.
+        q2 = page.locator(".tlkit-quiz .tlkit-question-q2")
+        q2.scroll_into_view_if_needed()
+        q2.get_by_role("button", name="a", exact=True).click()
+        q2.get_by_role("button", name="Check").click()
+        q2.get_by_text("Not yet:").wait_for()
+        q2.screenshot(path=str(ARTIFACTS / "09_notebook7_quiz_answered.png"))
+    finally:
+        context.close()
