@@ -77,6 +77,12 @@ def _judge_unfreeze(evidence: dict) -> Verdict:
     want = [set(expected[n]) for n, _ in SCENARIOS]
     if got == want:
         return Verdict(True)
+    if all(g == (set(expected["all"]) if trainable else set()) for g, (_, trainable) in zip(got, SCENARIOS)):
+        return Verdict(False, "unfreeze_last_n changed nothing: set requires_grad = False on every parameter, "
+                              "then True for the head and the last n parts")
+    if all(g == w for g, w, (_, trainable) in zip(got, want, SCENARIOS) if trainable):
+        return Verdict(False, "wrong when the model arrives already frozen: set requires_grad = True on the "
+                              "parts you unfreeze, do not only freeze the others")
     head = {name for name in expected["all"] if name.startswith(HEAD)}
     if not all(head <= g for g in got):
         return Verdict(False, "the head must learn too: unfreeze the head (`classifier`) as well as the last n parts")
@@ -96,9 +102,6 @@ def _judge_unfreeze(evidence: dict) -> Verdict:
     if rest_ok and got[0] != want[0]:
         return Verdict(False, "right for n >= 1, wrong for n = 0 (only the head learns then): careful, "
                               "body[-0:] is the whole list, not an empty one")
-    if all(g == w for g, w, (_, trainable) in zip(got, want, SCENARIOS) if trainable):
-        return Verdict(False, "wrong when the model arrives already frozen: set requires_grad = True on the "
-                              "parts you unfreeze, do not only freeze the others")
     wrong = next(n for g, w, (n, _) in zip(got, want, SCENARIOS) if g != w)
     return Verdict(False, f"for n = {wrong} the wrong parameters learn: freeze everything, then unfreeze the "
                           "head and the last n entries of tl.parts(model)[:-1] (the parts before the head)")
