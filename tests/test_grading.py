@@ -69,6 +69,12 @@ def graded(tmp_path_factory):
             "E.Exercise.judge = lambda self, item, evidence: E.Verdict(True)\n"
             "E.Verdict.line = lambda self, item: f'{item}: passed'")),
         "tamper_check_cells": _tamper_check_cells(blank),
+        # Patches that never name the grader's modules: defeated by collecting with a private tlkit.
+        "tamper_patch_collect": _with_cell(blank, None, (
+            "import tlkit as tl\n"
+            "ex = tl.exercise('00')\n"
+            "ex.item('q1').collect = lambda **values: {'value': 8.0}\n"
+            "type(ex).collect = lambda self, item, namespace: {'answer': 'b', 'counts': [0, 0, 0]}")),
         "hang_interruptible": _with_cell(right, "q1", "import time\ntime.sleep(10**6)"),
         "hang_ignores_interrupt": _with_cell(right, "q1", (
             "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")),
@@ -116,10 +122,10 @@ pytestmark = pytest.mark.slow
 def test_every_submission_gets_a_row(graded):
     assert set(graded["rows"]) == {
         "a_deleter", "correct_source", "correct", "blank", "wrong", "tamper_redefine_check",
-        "tamper_patch_judge", "tamper_check_cells", "hang_interruptible", "hang_ignores_interrupt",
+        "tamper_patch_judge", "tamper_check_cells", "tamper_patch_collect", "hang_interruptible", "hang_ignores_interrupt",
         "crash", "raises", "floods_output", "hogs_memory", "not_json"}
     assert all(row["max"] == "3" for row in graded["rows"].values())
-    assert len(graded["progress"]) == 15
+    assert len(graded["progress"]) == 16
 
 
 def test_correct_submissions_get_full_marks(graded):
@@ -136,9 +142,18 @@ def test_blank_and_wrong_get_nothing_with_hints(graded):
     assert "q2: not yet — requires_grad is about gradients" in feedback
 
 
-@pytest.mark.parametrize("student", ["tamper_redefine_check", "tamper_patch_judge", "tamper_check_cells"])
+@pytest.mark.parametrize("student", ["tamper_redefine_check", "tamper_patch_judge", "tamper_check_cells",
+                                     "tamper_patch_collect"])
 def test_tampering_earns_no_points(graded, student):
     assert _score(graded, student) == ["0", "0", "0", "0"]
+
+
+def test_code_that_names_the_graders_internals_is_reported_not_run(graded):
+    problems = graded["rows"]["tamper_patch_judge"]["problems"]
+    assert "reaches into the grader's code (cell 2 uses tlkit.checking)" in problems
+    assert graded["results"]["tamper_patch_judge"].seconds == 0  # never run
+    # Patching without naming them is not flagged: the private copy of tlkit defeats it instead.
+    assert "reaches into" not in graded["rows"]["tamper_patch_collect"]["problems"]
 
 
 def test_a_hang_costs_time_not_points(graded):

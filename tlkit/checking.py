@@ -265,21 +265,49 @@ def exercise(name: str) -> Exercise:
 
 
 def _load_module(module_name: str):
-    return importlib.import_module(f"tlkit.checks.{module_name}")
+    # relative to this package, so that a private copy of tlkit (see emit_evidence) loads its own checks
+    return importlib.import_module(f"{__package__}.checks.{module_name}")
 
 
 # ---------------------------------------------------------------- used by the grader's cells
+
+def _private_tlkit(tag: str):
+    """A private copy of the tlkit package, loaded from its files under the name ``_tlkit_grader_<tag>``.
+
+    A submission may have patched the tlkit it imported (``Exercise.collect``, an item's ``collect``,
+    ``tl.exercise``). A copy loaded from disk does not see those patches. The caller removes it
+    from ``sys.modules`` again, so that no later cell of the submission can find and patch it.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    name = f"_tlkit_grader_{tag}"
+    spec = importlib.util.spec_from_file_location(name, root / "__init__.py",
+                                                  submodule_search_locations=[str(root)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return name
+
 
 def emit_evidence(exercise_name: str, item_id: str, nonce: str) -> None:
     """Collect evidence for one item in the learner's kernel and hand it to the grader as output.
 
     The grader inserts a cell calling this in place of each check cell, with a fresh random
     ``nonce`` that no earlier cell could know, and reads the evidence from that cell's output.
+    The checks used are a private copy of tlkit loaded from disk for this cell alone, so patching
+    the checks earlier in the notebook changes nothing. (Code in the kernel can still tamper with
+    Python itself; ``tlkit grade`` also flags submissions that reach into the grader's code.)
     """
     from IPython.display import display
-    ex = exercise(exercise_name)
+    name = _private_tlkit(nonce)
     try:
-        evidence = ex.collect(item_id, _caller_namespace())
-    except ExerciseError as err:
-        evidence = {"problem": str(err)}
+        private = importlib.import_module(f"{name}.checking")
+        evidence = private.exercise(exercise_name).collect(item_id, _caller_namespace())
+    except Exception as err:  # an unknown exercise or item: the grader reports it as a problem
+        evidence = {"problem": f"{type(err).__name__}: {err}"}
+    finally:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
     display({EVIDENCE_MIME: {"nonce": nonce, "item": item_id, "evidence": evidence}}, raw=True)

@@ -115,6 +115,28 @@ def grading_notebook(submission: nbformat.NotebookNode, ex: Exercise, where: dic
     return nb
 
 
+# Names that only the grader's own machinery uses: a submission that mentions one is reaching for it.
+GRADER_INTERNALS = ("tlkit.checking", "tlkit.checks", "emit_evidence", "_tlkit_grader", "_private_tlkit",
+                    "EVIDENCE_MIME", "vnd.tlkit.evidence", "tlkit.grading", "display_pub")
+
+
+def reaches_into_grader(submission: nbformat.NotebookNode) -> list[str]:
+    """``["cell 4 uses tlkit.checking", ...]`` for the submission's code cells that name grader internals.
+
+    Checks cells are replaced anyway; this catches code that tries to change how evidence is
+    collected. (Patching through other routes is defeated by collecting with a private copy of
+    tlkit; see ``tlkit.checking.emit_evidence``.)
+    """
+    found = []
+    for number, cell in enumerate(submission.cells, 1):
+        if cell.cell_type != "code" or is_check_like(cell):
+            continue
+        hits = [name for name in GRADER_INTERNALS if name in cell.source]
+        if hits:
+            found.append(f"cell {number} uses {', '.join(hits)}")
+    return found
+
+
 # ---------------------------------------------------------------- running one notebook (child process)
 
 def _run_child(notebook_path: str, result_fd: int, cell_timeout: int, max_output: int) -> None:
@@ -228,6 +250,11 @@ def grade_one(student: str, raw: bytes, ex: Exercise, where: dict, **limits) -> 
         submission = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as err:
         result.problems.append(f"not a valid notebook, nothing was run: {str(err).splitlines()[0][:200]}")
+        return result
+    tampering = reaches_into_grader(submission)
+    if tampering:
+        result.problems.append("not graded: the notebook reaches into the grader's code ("
+                               + "; ".join(tampering) + "). Tampering earns no points; remove that code")
         return result
     nonces = {item: secrets.token_hex(16) for item in ex.ids}
     graded = grading_notebook(submission, ex, where, nonces)
