@@ -36,6 +36,15 @@ class RunsExplorer(Explorer):
         self._next_draw = 0.0  # perf_counter time after which a live redraw is allowed
 
     # ---- the runs
+    last_model = None  # set by a subclass's run: the model as the last run left it
+
+    @property
+    def model(self):
+        """The model trained by the last run (in head mode: the pretrained body with the trained head)."""
+        if self.last_model is None:
+            raise ValueError("No run yet: press Run (or call .run()) first.")
+        return self.last_model
+
     @property
     def results(self) -> list[dict]:
         """The results table: one dict per run (what the widget shows under the plot)."""

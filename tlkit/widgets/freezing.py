@@ -84,13 +84,6 @@ class FreezingExplorer(RunsExplorer):
         self.last_model = model.eval()
         return history
 
-    @property
-    def model(self):
-        """The model fine-tuned by the last run."""
-        if self.last_model is None:
-            raise ValueError("No run yet: press Run (or call .run()) first.")
-        return self.last_model
-
     # ---- showing
     def row(self, number: int, run: dict) -> dict:
         records, s = run["records"], run["settings"]

@@ -58,13 +58,6 @@ class LRExplorer(RunsExplorer):
         """Run the LR range test now (in this thread) and add its curve to the plot."""
         return self._execute(raise_errors=True, work=self._find_lr)
 
-    @property
-    def model(self):
-        """The model trained by the last run (pretrained body + the trained head in head mode)."""
-        if self.last_model is None:
-            raise ValueError("No run yet: press Run (or call .run()) first.")
-        return self.last_model
-
     # ---- the work
     def _start_model_and_data(self):
         """A fresh model to train, and its training and validation data."""

@@ -78,13 +78,6 @@ class OverfittingExplorer(RunsExplorer):
         self.last_model = self.setup.with_head(model)
         return history
 
-    @property
-    def model(self):
-        """The full model (pretrained body + the head of the last run, as it ended)."""
-        if self.last_model is None:
-            raise ValueError("No run yet: press Run (or call .run()) first.")
-        return self.last_model
-
     # ---- showing
     def row(self, number: int, run: dict) -> dict:
         records, s = run["records"], run["settings"]
