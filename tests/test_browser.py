@@ -7,8 +7,8 @@ opens tests/notebooks/widgets_demo.ipynb (a copy), runs all cells, checks every 
 then operates them: answers a quiz question, ticks an augmentation, presses Run, and presses Stop
 during a run. A second test runs the same demo in Notebook 7 (the classic-looking interface built on
 JupyterLab's parts) and answers a quiz question there. Screenshots and the server logs go to
-test-artifacts/browser/ (git ignores it). VS Code's notebook view cannot be driven here; it renders
-ipywidgets 8 through the same widget manager protocol.
+test-artifacts/browser/ (git ignores it). VS Code itself cannot be driven here; tests/test_vscode_widgets.py
+runs the same demo through the ipywidgets 8 widget manager that VS Code's Jupyter extension loads.
 
 It needs Playwright (``pip install playwright``, in the [test] extra) and a Chromium; Playwright's
 own browser download is not used. .ci/run installs Debian's ``chromium``; elsewhere point
@@ -16,111 +16,23 @@ own browser download is not used. .ci/run installs Debian's ``chromium``; elsewh
 """
 from __future__ import annotations
 
-import json
-import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "tests" / "notebooks" / "widgets_demo.ipynb"
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-WIDGETS = ("quiz", "augmentation", "overfitting", "lr", "freezing", "predictions")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions"]
-RUN_ALL_SECONDS = 600  # the demo takes ~30 s on an idle 2-core laptop; CI machines can be much busier
-
-
-def _chromium() -> str | None:
-    candidates = [os.environ.get("TLKIT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
-    return next((c for c in candidates if c and Path(c).is_file()), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def browser_tools():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed: pip install playwright (the [test] extra has it)")
-    chromium = _chromium()
-    if chromium is None and os.environ.get("CI"):
-        pytest.fail("CI must run the browser tests, but no Chromium was found: .ci/run installs Debian's chromium")
-    if chromium is None:
-        pytest.skip("No Chromium found (/usr/bin/chromium, PATH, or TLKIT_CHROMIUM): apt-get install chromium "
-                    "(.ci/run does this)")
-    return sync_api, chromium
-
-
-def _serve(tmp_path_factory, app: str):
-    """A Jupyter server (``jupyterlab`` or ``notebook``, i.e. Notebook 7) on 127.0.0.1 with a token.
-
-    It gets its own settings (no news popup) and a copy of the demo notebook; yields its URL, token
-    and log, and stops it afterwards.
-    """
-    home = tmp_path_factory.mktemp(app)
-    (home / "notebooks").mkdir()
-    shutil.copy(DEMO, home / "notebooks" / DEMO.name)  # the browser saves it: never touch the repository's copy
-    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))  # the news popup can cover widgets
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, TLKIT_OFFLINE="1", JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"))
-    log_path = home / f"{app}.log"
-    # expose_app_in_browser lets the test call the app's commands (run all cells) as a menu would
-    expose = "--LabApp.expose_app_in_browser=True" if app == "jupyterlab" else \
-        "--JupyterNotebookApp.expose_app_in_browser=True"
-    command = [sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={home / 'notebooks'}", expose]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")  # CI containers often run as root
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{app} did not start:\n" + log_path.read_text()[-3000:]) from None
-                time.sleep(0.5)
-        yield {"url": url, "token": token, "log": log_path}
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log_path, ARTIFACTS / log_path.name)
+from _browser_helpers import ARTIFACTS, CHROMIUM_FLAGS, DEMO, RUN_ALL_SECONDS, WIDGETS, browser_tools, serve_jupyter
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    yield from _serve(tmp_path_factory, "jupyterlab")
+    # expose_app_in_browser lets the test call the app's commands (run all cells) as a menu would
+    yield from serve_jupyter(tmp_path_factory, "jupyterlab", ("--LabApp.expose_app_in_browser=True",))
 
 
 @pytest.fixture(scope="module")
-def playwright(browser_tools):
+def playwright():
     """One Playwright for the module (a second one cannot start while the first runs)."""
-    sync_api, chromium = browser_tools
+    sync_api, chromium = browser_tools()
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
     ARTIFACTS.mkdir(parents=True)
@@ -265,7 +177,7 @@ def test_a_static_html_export_shows_the_fallback_pictures(playwright, tmp_path):
 @pytest.fixture(scope="module")
 def notebook7(tmp_path_factory):
     pytest.importorskip("notebook", minversion="7", reason="Jupyter Notebook 7 is not installed (the [course] extra has it)")
-    yield from _serve(tmp_path_factory, "notebook")
+    yield from serve_jupyter(tmp_path_factory, "notebook", ("--JupyterNotebookApp.expose_app_in_browser=True",))
 
 
 @pytest.mark.slow
