@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..checking import Exercise, Item, Verdict, quiz_item
+from ._reference import pretrained_reference
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")  # skimage.data pictures the checks run on
 SIZE = 96
@@ -30,11 +31,9 @@ N_CLASSES = 8
 
 # ---------------------------------------------------------------- shared, trusted helpers
 
-@functools.lru_cache(maxsize=1)
 def _pretrained() -> nn.Module:
-    """The checks' own pretrained model (eval mode). Never handed to learner code: they get copies."""
-    from ..models import load_pretrained
-    return load_pretrained("efficientnet_lite0").eval()
+    """The checks' own pretrained model (eval mode, ImageNet head). Learner code never sees it."""
+    return pretrained_reference()
 
 
 def _fresh_model(train: bool) -> nn.Module:
