@@ -133,9 +133,12 @@ def test_widgets_render_and_respond_in_jupyterlab(page, lab):
     # Stop during a run: the run ends as "interrupted" and the widget is ready for the next one.
     freezing = page.locator(".tlkit-freezing")
     freezing.scroll_into_view_if_needed()
-    epochs = freezing.locator(".widget-slider").filter(has_text="epochs").locator(".noUi-handle")
-    epochs.focus()
-    epochs.press("End")  # 10 epochs: long enough to stop in the middle
+    # Long enough to stop in the middle: 10 epochs with every part training (head-only epochs on
+    # these 16 images take a fraction of a second, and a run could end before Stop is clicked).
+    for name in ("epochs", "parts trained"):
+        handle = freezing.locator(".widget-slider").filter(has_text=name).locator(".noUi-handle")
+        handle.focus()
+        handle.press("End")
     run = freezing.locator("button[title^='Run with']")
     stop = freezing.locator("button[title^='Stop after']")
     run.click()
