@@ -101,3 +101,39 @@ def serve_jupyter(tmp_path_factory, app: str, extra_args: tuple[str, ...] = ()):
             server.kill()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(log_path, ARTIFACTS / log_path.name)
+
+
+def shoot(page, name: str, selector: str | None = None) -> None:
+    """A screenshot of the page (or of the first element matching ``selector``) into ARTIFACTS."""
+    target = page.locator(selector).first if selector else page
+    target.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def answer_quiz_and_tick_rotate(page, prefix: str = "") -> None:
+    """What every front end must let a learner do with the demo's live widgets.
+
+    The check cell answered q1 from code after the quiz was shown: the view must have followed.
+    A learner then answers q2 in the page (the verdict comes back from the kernel), and ticking an
+    augmentation redraws the grid (a new picture arrives as a binary comm buffer).
+    """
+    quiz = page.locator(".tlkit-quiz")
+    quiz.scroll_into_view_if_needed()  # JupyterLab skips rendering cells out of view
+    assert "Right." in quiz.locator(".tlkit-question-q1").text_content()
+    q2 = quiz.locator(".tlkit-question-q2")
+    q2.get_by_role("button", name="a", exact=True).click()
+    q2.get_by_role("button", name="Check").click()
+    q2.get_by_text("Not yet:").wait_for()
+    q2.get_by_role("button", name="b", exact=True).click()
+    q2.get_by_role("button", name="Check").click()
+    q2.get_by_text("Right.").wait_for()
+    assert "Score: 3 of 4 right" in quiz.text_content()  # q1 and q4 from code, q2 here
+    shoot(page, f"{prefix}03_quiz_answered", ".tlkit-quiz")
+
+    augment = page.locator(".tlkit-augmentation")
+    augment.scroll_into_view_if_needed()
+    before = augment.locator("img").get_attribute("src")
+    augment.get_by_role("checkbox", name="rotate").check()
+    page.wait_for_function("(old) => { const img = document.querySelector('.tlkit-augmentation img');"
+                           " return img && img.src !== old; }", arg=before)
+    assert "rotate" in augment.text_content()
+    shoot(page, f"{prefix}04_augmentation_rotate", ".tlkit-augmentation")

@@ -20,7 +20,8 @@ import shutil
 
 import pytest
 
-from _browser_helpers import ARTIFACTS, CHROMIUM_FLAGS, DEMO, RUN_ALL_SECONDS, WIDGETS, browser_tools, serve_jupyter
+from _browser_helpers import (ARTIFACTS, CHROMIUM_FLAGS, DEMO, RUN_ALL_SECONDS, WIDGETS, answer_quiz_and_tick_rotate,
+                              browser_tools, serve_jupyter, shoot)
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +59,6 @@ def page(playwright, lab):
         context.close()
 
 
-def _shoot(page, name: str, selector: str | None = None) -> None:
-    target = page.locator(selector).first if selector else page
-    target.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
 @pytest.mark.slow
 def test_widgets_render_and_respond_in_jupyterlab(page, lab):
     page.goto(f"{lab['url']}/lab/tree/{DEMO.name}?token={lab['token']}")
@@ -74,11 +70,11 @@ def test_widgets_render_and_respond_in_jupyterlab(page, lab):
     stored = page.locator(".jp-OutputArea-output").get_by_text("Learning-rate explorer — 1 run(s) so far.")
     stored.wait_for()
     stored.scroll_into_view_if_needed()
-    _shoot(page, "00_stored_fallback")
+    shoot(page, "00_stored_fallback")
     page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.locator(".jp-OutputArea-output").get_by_text("demo finished").wait_for(timeout=RUN_ALL_SECONDS * 1000)
-    _shoot(page, "01_ran_all")
+    shoot(page, "01_ran_all")
 
     # Every widget rendered as a live view, and none failed.
     for name in WIDGETS:
@@ -86,35 +82,11 @@ def test_widgets_render_and_respond_in_jupyterlab(page, lab):
         view.first.wait_for(state="visible")
         assert view.count() == 1, f"expected one rendered {name} widget, found {view.count()}"
         view.first.scroll_into_view_if_needed()
-        _shoot(page, f"02_{name}", f".tlkit-{name}")
+        shoot(page, f"02_{name}", f".tlkit-{name}")
     assert page.get_by_text("Error displaying widget").count() == 0
     assert page.get_by_text("Loading widget").count() == 0
 
-    # The check cell answered q1 from code after the quiz was shown: the view followed.
-    # (JupyterLab skips rendering cells out of view: scroll each widget into view before reading it.)
-    quiz = page.locator(".tlkit-quiz")
-    quiz.scroll_into_view_if_needed()
-    assert "Right." in quiz.locator(".tlkit-question-q1").text_content()
-    # A learner answers q2 in the browser: the verdict comes back from the kernel.
-    q2 = quiz.locator(".tlkit-question-q2")
-    q2.get_by_role("button", name="a", exact=True).click()
-    q2.get_by_role("button", name="Check").click()
-    q2.get_by_text("Not yet:").wait_for()
-    q2.get_by_role("button", name="b", exact=True).click()
-    q2.get_by_role("button", name="Check").click()
-    q2.get_by_text("Right.").wait_for()
-    assert "Score: 3 of 4 right" in quiz.text_content()  # q1 and q4 from code, q2 here
-    _shoot(page, "03_quiz_answered", ".tlkit-quiz")
-
-    # Ticking an augmentation redraws the grid.
-    augment = page.locator(".tlkit-augmentation")
-    augment.scroll_into_view_if_needed()
-    before = augment.locator("img").get_attribute("src")
-    augment.get_by_role("checkbox", name="rotate").check()
-    page.wait_for_function("(old) => { const img = document.querySelector('.tlkit-augmentation img');"
-                           " return img && img.src !== old; }", arg=before)
-    assert "rotate" in augment.text_content()
-    _shoot(page, "04_augmentation_rotate", ".tlkit-augmentation")
+    answer_quiz_and_tick_rotate(page)
 
     # Move a slider with the keyboard, press Run: training runs in a thread and the table grows.
     overfit = page.locator(".tlkit-overfitting")
@@ -128,7 +100,7 @@ def test_widgets_render_and_respond_in_jupyterlab(page, lab):
     rows.nth(1).wait_for(timeout=RUN_ALL_SECONDS * 1000)
     overfit.get_by_text("Done: run 2").wait_for()
     assert rows.nth(1).locator("td").nth(1).text_content() == "4"  # images per class: the slider's maximum
-    _shoot(page, "05_overfitting_second_run", ".tlkit-overfitting")
+    shoot(page, "05_overfitting_second_run", ".tlkit-overfitting")
 
     # Stop during a run: the run ends as "interrupted" and the widget is ready for the next one.
     freezing = page.locator(".tlkit-freezing")
@@ -149,7 +121,7 @@ def test_widgets_render_and_respond_in_jupyterlab(page, lab):
     assert "interrupted" in freezing.locator("table.tlkit-results tbody tr").nth(1).text_content()
     assert run.is_enabled()
     assert not stop.is_enabled()
-    _shoot(page, "06_freezing_stopped", ".tlkit-freezing")
+    shoot(page, "06_freezing_stopped", ".tlkit-freezing")
 
 
 def test_a_static_html_export_shows_the_fallback_pictures(playwright, tmp_path):

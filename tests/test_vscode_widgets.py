@@ -28,8 +28,8 @@ import shutil
 
 import pytest
 
-from _browser_helpers import (ARTIFACTS, CHROMIUM_FLAGS, DEMO, ROOT, RUN_ALL_SECONDS, WIDGETS, browser_tools,
-                              missing, serve_jupyter)
+from _browser_helpers import (ARTIFACTS, CHROMIUM_FLAGS, DEMO, ROOT, RUN_ALL_SECONDS, WIDGETS,
+                              answer_quiz_and_tick_rotate, browser_tools, missing, serve_jupyter, shoot)
 
 RENDERER = ROOT / "tests" / "vscode_renderer"
 PAGE_DIR = RENDERER / "dist" / "vscode_host"  # what `npm run build` writes; served as /static/vscode_host/
@@ -79,18 +79,13 @@ def page(server):
             browser.close()
 
 
-def _shoot(page, name: str, selector: str | None = None) -> None:
-    target = page.locator(selector).first if selector else page
-    target.screenshot(path=str(ARTIFACTS / f"vscode_{name}.png"))
-
-
 @pytest.mark.slow
 def test_widgets_render_and_respond_in_vscodes_widget_manager(page, server):
     page.goto(f"{server['url']}/static/vscode_host/index.html?token={server['token']}&notebook={DEMO.name}")
     page.wait_for_function("() => window.host && window.host.finished", timeout=RUN_ALL_SECONDS * 1000)
     host = page.evaluate("() => window.host")
     (ARTIFACTS / "vscode_manager_log.txt").write_text("\n".join(host["log"]))
-    _shoot(page, "01_ran_all")
+    shoot(page, "vscode_01_ran_all")
 
     # The demo ran through, and VS Code's manager loaded every widget class from its own bundle.
     assert host["ok"], f"the demo did not run through ({host['status']}): {host['errors']}"
@@ -106,34 +101,11 @@ def test_widgets_render_and_respond_in_vscodes_widget_manager(page, server):
         assert view.count() == 1, f"expected one rendered {name} widget, found {view.count()}"
         view.first.scroll_into_view_if_needed()
         assert view.first.is_visible(), f"the {name} widget is not visible"
-        _shoot(page, f"02_{name}", f".tlkit-{name}")
+        shoot(page, f"vscode_02_{name}", f".tlkit-{name}")
     assert page.get_by_text("Error displaying widget").count() == 0
     assert host["widgetViews"] == len(WIDGETS)
 
-    # The check cell answered q1 from code after the quiz was shown: the view followed.
-    quiz = page.locator(".tlkit-quiz")
-    quiz.scroll_into_view_if_needed()
-    assert "Right." in quiz.locator(".tlkit-question-q1").text_content()
-    # A learner answers q2 in the page: the verdict comes back from the kernel.
-    q2 = quiz.locator(".tlkit-question-q2")
-    q2.get_by_role("button", name="a", exact=True).click()
-    q2.get_by_role("button", name="Check").click()
-    q2.get_by_text("Not yet:").wait_for()
-    q2.get_by_role("button", name="b", exact=True).click()
-    q2.get_by_role("button", name="Check").click()
-    q2.get_by_text("Right.").wait_for()
-    assert "Score: 3 of 4 right" in quiz.text_content()  # q1 and q4 from code, q2 here
-    _shoot(page, "03_quiz_answered", ".tlkit-quiz")
-
-    # Ticking an augmentation redraws the grid (a new picture arrives as a binary comm buffer).
-    augment = page.locator(".tlkit-augmentation")
-    augment.scroll_into_view_if_needed()
-    before = augment.locator("img").get_attribute("src")
-    augment.get_by_role("checkbox", name="rotate").check()
-    page.wait_for_function("(old) => { const img = document.querySelector('.tlkit-augmentation img');"
-                           " return img && img.src !== old; }", arg=before)
-    assert "rotate" in augment.text_content()
-    _shoot(page, "04_augmentation_rotate", ".tlkit-augmentation")
+    answer_quiz_and_tick_rotate(page, prefix="vscode_")
 
     # Nothing went wrong in the page meanwhile.
     assert page.evaluate("() => window.host.errors") == []
