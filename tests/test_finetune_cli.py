@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import tlkit
-from tlkit import cli
+from tlkit import cli, recipes
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 
@@ -94,17 +94,49 @@ def test_bad_data_directories_fail_clearly(tmp_path, capsys, setup, message):
     ("--freeze", "sometimes", "Unknown freeze plan"),
     ("--model", "resnet81", "Did you mean"),
     ("--epochs", "0", "epochs must be >= 1"),
+    ("--augment", "crop,flop", "Unknown augmentation(s) ['flop']"),
 ])
 def test_bad_options_fail_before_any_training(colour_data, tmp_path, capsys, option, value, message):
     code = cli.main(["finetune", str(colour_data), option, value, "--out", str(tmp_path / "o")])
     assert code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("augment, expected", [
+    ("crop", ["crop"]), ("crop, flip", ["crop", "flip"]), ("none", []), ("default", ["crop", "flip"]),
+])
+def test_recipe_augment_names(augment, expected):
+    assert recipes.Recipe(augment=augment).augmentations() == expected
+
+
+@pytest.mark.parametrize("augment", ["", " , ", "crop;flip"])
+def test_recipe_rejects_unusable_augment(augment):
+    with pytest.raises(ValueError, match="names joined by commas"):
+        recipes.Recipe.default().updated(augment=augment)
+
+
+def test_augment_option_reaches_the_training_transforms(colour_data, tmp_path, monkeypatch, capsys):
+    """Without --augment the recipe's crops alone (no flips); --augment crop,flip adds the flips."""
+    import tlkit.data
+
+    seen = []
+    real = tlkit.data.train_transforms
+
+    def recording(config, image_size=None, augment="default", strength=1.0):
+        seen.append(augment)
+        return real(config, image_size, augment, strength)
+
+    monkeypatch.setattr(tlkit.data, "train_transforms", recording)
+    common = ["--epochs", "1", "--image-size", "64", "--batch-size", "8", "--quiet", "--json"]
+    assert cli.main(["finetune", str(colour_data), *common, "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["finetune", str(colour_data), *common, "--augment", "crop,flip",
+                     "--out", str(tmp_path / "b")]) == 0
+    assert seen == [["crop"], ["crop", "flip"]]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["recipe"]["augment"] == "crop,flip"
+
+
 def test_cuda_out_of_memory_retries_with_half_the_batch(colour_data, monkeypatch):
     """No GPU here: the first training attempt raises CUDA's OOM error; finetune must retry smaller."""
     import torch
-
-    from tlkit import recipes
 
     real = recipes.train_with_recipe
     batch_sizes = []

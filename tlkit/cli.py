@@ -104,7 +104,7 @@ def cmd_finetune(args) -> int:
     out = _prepare_out(args.out, args.force)  # before any work: never lose a run at the very end
     recipe = Recipe.default().updated(model=args.model, epochs=args.epochs, image_size=args.image_size,
                                       batch_size=args.batch_size, lr=args.lr, freeze=args.freeze,
-                                      seed=args.seed)
+                                      augment=args.augment, seed=args.seed)
     from .models import _resolve
 
     _resolve(recipe.model)  # an unknown model name fails now, with suggestions, not after loading data
@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate of the head")
     p.add_argument("--freeze", default=None,
                    help="'head' (train only the head), 'none' (train all), 'last:N', or 'gradual'")
+    p.add_argument("--augment", default=None,
+                   help="training augmentations joined by commas, e.g. 'crop,flip' (add flip only if a "
+                        "mirrored image keeps its label), or 'none' (default: the recipe's)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--out", default=None, help="output folder (default: tlkit_runs/finetune-<time>)")
