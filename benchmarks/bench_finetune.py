@@ -38,6 +38,7 @@ def cache_speedup(name: str, per_class: int, seed: int, image_size: int = 128, e
     """Seconds per head-only epoch through the frozen body vs on cached features, and both accuracies."""
     data = tl.course_data(name, seed=seed)
     train = tl.few_shot(data.train, per_class, seed=seed)
+    tl.seed_everything(seed)  # the new head's initial weights: the same whatever ran before
     model = tl.load_pretrained(num_classes=len(data.classes))
     tl.freeze(model)
     cfg = tl.get_config(model)

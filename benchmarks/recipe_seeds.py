@@ -80,6 +80,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all; none with --plain: the plain loop alone)")
     parser.add_argument("--plain", action="store_true", help="also run the plain PyTorch loop")
+    parser.add_argument("--plain-without-flip", action="store_true",
+                        help="also run the plain loop without its horizontal flips (not the baseline: it "
+                             "separates the augmentation choice from the rest of the recipe)")
     args = parser.parse_args(argv)
     names = list(CANDIDATES) if args.only is None else args.only  # "--only" alone: the plain loop only
     unknown = [n for n in names if n not in CANDIDATES]
@@ -98,15 +101,17 @@ def main(argv=None) -> int:
 def measure(args, names: list[str]) -> dict:
     report = {}
     for data in args.data:
-        runs: dict[str, list[dict]] = {n: [] for n in (["plain loop"] if args.plain else []) + names}
+        plains = {"plain loop": True} if args.plain else {}
+        if args.plain_without_flip:
+            plains["plain loop without flip"] = False
+        runs: dict[str, list[dict]] = {n: [] for n in list(plains) + names}
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = few_shot_folder(data, args.per_class, tmp, seed=seed)
-                if args.plain:
-                    r = plain_finetune(folder, epochs=args.epochs, image_size=128, seed=seed)
-                    runs["plain loop"].append({"seed": seed, "accuracy": round(r["accuracy"], 4),
-                                               "seconds": r["seconds"]})
-                    print(json.dumps({"data": data, "candidate": "plain loop", **runs["plain loop"][-1]}),
+                for plain, flip in plains.items():
+                    r = plain_finetune(folder, epochs=args.epochs, image_size=128, seed=seed, flip=flip)
+                    runs[plain].append({"seed": seed, "accuracy": round(r["accuracy"], 4), "seconds": r["seconds"]})
+                    print(json.dumps({"data": data, "candidate": plain, **runs[plain][-1]}),
                           file=sys.stderr, flush=True)
                 for name in names:
                     recipe = Recipe.default().updated(epochs=args.epochs, seed=seed, **CANDIDATES[name])

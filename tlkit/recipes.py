@@ -16,12 +16,14 @@
 - augment with random resized crops only, no horizontal flips. A flip is safe only when a mirrored
   image keeps its label, and tlkit cannot know that about your data: it turns a left arrow into a
   right arrow, and a "2" or a printed word into something no test image looks like. Without flips the
-  recipe gained 6 points on the course data (arrows) and 3-5 on scikit-learn's digits, and lost at
+  recipe gained 6 points on the course data (arrows) and 3 on scikit-learn's digits, and lost at
   most 1.5 on sets where flips are harmless. If they are harmless in your data, ask for them:
   ``--augment crop,flip``.
 
 Over four small data sets it beat a plain PyTorch loop that trains every layer with crops and flips
-on three (by 5-9 points), in about half its time (with ``tl.fit``'s channels_last on CPUs). It is not
+on three (by 5-9 points), in about half its time (with ``tl.fit``'s channels_last on CPUs). On the
+course data and digits most of that lead is the flip choice (the plain loop without flips comes within
+1-2 points); on the shapes data, where flips are harmless, it is all the rest of the recipe. It is not
 best everywhere: on data far from ImageNet in low-level statistics (microscopy, astronomy; the
 ``materials`` set) the plain loop still wins by about 3 points (benchmarks/README.md, "Recipe over
 seeds on four data sets" and "Without flips").
