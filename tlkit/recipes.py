@@ -98,23 +98,11 @@ class Recipe:
         self.freeze_plan()  # raises on a bad plan
 
     def augmentations(self) -> list[str]:
-        """``augment`` as a list of names from ``tlkit.data.AUGMENTATIONS`` (``[]`` for ``"none"``).
+        """``augment`` as a list of names from ``tlkit.data.AUGMENTATIONS`` (``[]`` for ``"none"``);
+        see ``tlkit.data.transforms.augmentation_names``."""
+        from .data.transforms import augmentation_names
 
-        ``augment`` is ``"default"`` (``tlkit.data.DEFAULT_AUGMENT``), ``"none"``, or names joined by
-        commas, e.g. ``"crop,flip"`` (the form the ``--augment`` option takes).
-        """
-        from .data.transforms import AUGMENTATIONS, DEFAULT_AUGMENT
-
-        if self.augment == "default":
-            return list(DEFAULT_AUGMENT)
-        if self.augment == "none":
-            return []
-        names = [n.strip() for n in self.augment.split(",") if n.strip()]
-        unknown = [n for n in names if n not in AUGMENTATIONS]
-        if unknown or not names:
-            raise ValueError(f"Unknown augmentation(s) {unknown or [self.augment]}: use 'default', 'none' or "
-                             f"names joined by commas (e.g. crop,flip) from {sorted(AUGMENTATIONS)}.")
-        return names
+        return augmentation_names(self.augment)
 
     def freeze_plan(self) -> tuple[str, int]:
         """Parse ``freeze`` into (kind, n)."""

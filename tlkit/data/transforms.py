@@ -32,6 +32,26 @@ DEFAULT_AUGMENT = ("crop", "flip")
 _AFTER_FLOAT = {"erase"}
 
 
+def augmentation_names(augment: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The augmentation names that ``augment`` asks for, checked against ``AUGMENTATIONS``.
+
+    ``"default"`` is ``DEFAULT_AUGMENT``; ``"none"`` and ``[]`` are no augmentation; a string may
+    join several names with commas (``"crop,flip"``, the form ``tlkit finetune --augment`` takes);
+    a list or tuple gives the names one by one. An unknown name raises ``ValueError`` listing the choices.
+    """
+    if isinstance(augment, str):
+        if augment in ("default", "none"):
+            return list(DEFAULT_AUGMENT) if augment == "default" else []
+        names = [n.strip() for n in augment.split(",") if n.strip()]
+    else:
+        names = list(augment)
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown or (isinstance(augment, str) and not names):
+        raise ValueError(f"Unknown augmentation(s) {unknown or [augment]}: use 'default', 'none' or names "
+                         f"joined by commas (e.g. crop,flip) or in a list, from {sorted(AUGMENTATIONS)}.")
+    return names
+
+
 def _interpolation(config: ModelConfig) -> InterpolationMode:
     return InterpolationMode.BICUBIC if config.interpolation == "bicubic" else InterpolationMode.BILINEAR
 
@@ -52,17 +72,13 @@ def train_transforms(config: ModelConfig, image_size: int | None = None,
     """Augmentation for training, then the model's normalisation.
 
     ``augment``: ``"default"`` (random resized crop + horizontal flip), ``"none"`` (the eval
-    transform), or a list of names from ``AUGMENTATIONS``. Without ``"crop"`` the image is resized
+    transform), or names from ``AUGMENTATIONS`` (see ``augmentation_names``). Without ``"crop"`` the image is resized
     and centre-cropped first, so that every output has the same size.
     """
     size = image_size or config.input_size[0]
-    if augment == "none" or augment == []:
+    names = augmentation_names(augment)
+    if not names:
         return eval_transforms(config, size)
-    names = list(DEFAULT_AUGMENT) if augment == "default" else ([augment] if isinstance(augment, str)
-                                                                else list(augment))
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"Unknown augmentation(s) {unknown}; choose from {sorted(AUGMENTATIONS)}.")
     steps: list = []
     if "crop" not in names:
         steps += [T.Resize(round(size * 8 / 7), interpolation=_interpolation(config), antialias=True),

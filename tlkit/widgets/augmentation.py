@@ -15,6 +15,7 @@ import torch
 
 from ..config import ModelConfig
 from ..data import AUGMENTATIONS, DataSplits, train_transforms
+from ..data.transforms import augmentation_names
 from ._base import Panel
 from ._draw import image_grid, img_tag, to_jpeg
 from ._training import load_course_data
@@ -42,9 +43,7 @@ class AugmentationExplorer(Panel):
         self.n_versions, self.image_size, self.seed = n_versions, image_size, seed
         # Normalisation is undone for display, so any mean/std shows the same picture.
         self.config = config or ModelConfig(name="display", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-        unknown = [a for a in augment if a not in AUGMENTATIONS]
-        if unknown:
-            raise ValueError(f"Unknown augmentation(s) {unknown}; choose from {sorted(AUGMENTATIONS)}.")
+        augment = augmentation_names(augment)  # raises on an unknown name
         self.controls = {name: W.Checkbox(value=name in augment, description=name, indent=False,
                                           layout=W.Layout(width="130px")) for name in AUGMENTATIONS}
         self.controls["strength"] = W.FloatSlider(value=strength, min=0.0, max=1.0, step=0.05,
@@ -83,9 +82,7 @@ class AugmentationExplorer(Panel):
     def set(self, augment: list[str] | None = None, **values) -> AugmentationExplorer:
         """Set controls by name; ``augment=[...]`` ticks exactly those augmentations."""
         if augment is not None:
-            unknown = [a for a in augment if a not in AUGMENTATIONS]
-            if unknown:
-                raise ValueError(f"Unknown augmentation(s) {unknown}; choose from {sorted(AUGMENTATIONS)}.")
+            augment = augmentation_names(augment)  # raises on an unknown name
             values = {**{name: name in augment for name in AUGMENTATIONS}, **values}
         with self._hold_redraw():
             super().set(**values)
