@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tlkit import cli
+from tlkit.course import cli
 
 
 def test_doctor_reports_every_check_and_exits_0(capsys):
@@ -34,7 +34,7 @@ def test_doctor_fails_with_a_fix_when_offline_weights_are_missing(capsys, monkey
 
 
 def test_doctor_as_a_console_command():
-    proc = subprocess.run([sys.executable, "-m", "tlkit.cli", "doctor", "--offline"],
+    proc = subprocess.run([sys.executable, "-m", "tlkit", "doctor", "--offline"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "The course can run." in proc.stdout and "[ok] torch stack" in proc.stdout

@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlkit.checking import Exercise, Item, Verdict, choice_item, digest, exercise, number_item, plain_evidence
-from tlkit.release import ReleaseError, check_item, is_stale, release, release_notebook, strip_solutions
+from tlkit.course.exercises import Exercise, Item, Verdict, choice_item, digest, exercise, number_item, plain_evidence
+from tlkit.course.release import ReleaseError, check_item, is_stale, release, release_notebook, strip_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "exercises" / "source").glob("*.ipynb"))
@@ -198,8 +198,8 @@ def test_unknown_exercise_and_item_say_what_exists():
 
 
 def test_quiz_item_grades_with_the_lesson_quiz_and_its_feedback():
-    from tlkit.checking import quiz_item
-    from tlkit.widgets import load_quiz
+    from tlkit.course.exercises import quiz_item
+    from tlkit.course.widgets import load_quiz
 
     q1 = load_quiz("03").question("q1")
     wrong = next(letter for letter in "abc"[:len(q1.options)] if letter != q1.answer)

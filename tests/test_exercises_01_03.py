@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import tlkit as tl
-from tlkit.checks import ex01_what_a_pretrained_model_knows as ex01_module
-from tlkit.checks.ex01_what_a_pretrained_model_knows import EXERCISE as EX01
-from tlkit.checks.ex02_feature_extraction import EXERCISE as EX02
-from tlkit.checks.ex03_freezing_and_fine_tuning import EXERCISE as EX03
+from tlkit.course.checks import ex01_what_a_pretrained_model_knows as ex01_module
+from tlkit.course.checks.ex01_what_a_pretrained_model_knows import EXERCISE as EX01
+from tlkit.course.checks.ex02_feature_extraction import EXERCISE as EX02
+from tlkit.course.checks.ex03_freezing_and_fine_tuning import EXERCISE as EX03
 
 
 def hint(ex, item, **values) -> str:
@@ -201,7 +201,7 @@ def test_ex02_train_step():
 
 
 def test_ex02_head_judge_from_predictions():
-    from tlkit.checks.ex02_feature_extraction import _test_split
+    from tlkit.course.checks.ex02_feature_extraction import _test_split
     labels = _test_split().labels.tolist()
     n = len(labels)
     assert EX02.judge("q4", {"shape": [n, 8], "predictions": labels}).passed

@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.transforms import v2 as T
 
 import tlkit as tl
-from tlkit.checking import exercise
+from tlkit.course.exercises import exercise
 
 EX04, EX05, EX06, EX07 = (exercise(n) for n in ("04", "05", "06", "07"))
 

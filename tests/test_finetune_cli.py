@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 import tlkit
-from tlkit import cli, recipes
+from tlkit import recipes
+from tlkit.course import cli
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 
@@ -37,7 +38,7 @@ def colour_data(tmp_path_factory):
 def finetuned(colour_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "colours"
     proc = subprocess.run(
-        [sys.executable, "-m", "tlkit.cli", "finetune", str(colour_data), "--epochs", "3",
+        [sys.executable, "-m", "tlkit", "finetune", str(colour_data), "--epochs", "3",
          "--image-size", "64", "--batch-size", "8", "--out", str(out), "--json", "--seed", "1"],
         capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "TLKIT_OFFLINE": "1"})
     return proc, out

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlkit.grading import GradingError, grade
+from tlkit.course.grading import GradingError, grade
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "exercises" / "source" / "00_warmup.ipynb"
@@ -65,7 +65,7 @@ def graded(tmp_path_factory):
             "class FakeEx:\n    def check(self, item): print(f'{item}: passed')\n"
             "tlkit.exercise = lambda name: FakeEx()")),
         "tamper_patch_judge": _with_cell(blank, None, (
-            "import tlkit.checking as E\n"
+            "import tlkit.course.exercises as E\n"
             "E.Exercise.judge = lambda self, item, evidence: E.Verdict(True)\n"
             "E.Verdict.line = lambda self, item: f'{item}: passed'")),
         "tamper_check_cells": _tamper_check_cells(blank),
@@ -150,7 +150,7 @@ def test_tampering_earns_no_points(graded, student):
 
 def test_code_that_names_the_graders_internals_is_reported_not_run(graded):
     problems = graded["rows"]["tamper_patch_judge"]["problems"]
-    assert "reaches into the grader's code (cell 2 uses tlkit.checking)" in problems
+    assert "reaches into the grader's code (cell 2 uses tlkit.course.exercises)" in problems
     assert graded["results"]["tamper_patch_judge"].seconds == 0  # never run
     # Patching without naming them is not flagged: the private copy of tlkit defeats it instead.
     assert "reaches into" not in graded["rows"]["tamper_patch_collect"]["problems"]
@@ -217,7 +217,7 @@ def test_cli_check_scores_a_notebook(tmp_path):
     nb = _answers(nb, "len(data.classes)", "c", "sum(p.numel() for p in model.parameters() if p.requires_grad)")
     path = tmp_path / "mine.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.run([sys.executable, "-m", "tlkit.cli", "check", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "tlkit", "check", str(path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.splitlines()[:3] == ["q1: passed", "q2: not yet — requires_grad is about gradients: "

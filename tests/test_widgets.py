@@ -1,4 +1,4 @@
-"""The widgets (tlkit/widgets/), driven through their Python API, without a browser.
+"""The widgets (tlkit/course/widgets/), driven through their Python API, without a browser.
 
 Most tests use a tiny CNN with the same shape as a real backbone (stem, blocks, classifier), so that
 they exercise the widget machinery (threads, Stop, errors, tables, curves) in well under a second per
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import tlkit as tl
-from tlkit.widgets.questions import QuizError, load_quiz, parse_number
+from tlkit.course.widgets.questions import QuizError, load_quiz, parse_number
 
 PNG = b"\x89PNG"
 JPEG = b"\xff\xd8"  # image grids of photos are JPEG (much smaller than PNG)
@@ -215,7 +215,7 @@ def test_overfitting_explorer_measures_the_gap(data):
 
 
 def test_first_per_class_only_grows():
-    from tlkit.widgets.overfitting import first_per_class
+    from tlkit.course.widgets.overfitting import first_per_class
 
     feats = torch.utils.data.TensorDataset(torch.arange(12.0)[:, None], torch.tensor([0, 1, 2] * 4))
     two = first_per_class(feats, 2)
@@ -295,7 +295,7 @@ def test_every_lesson_from_01_to_07_has_a_quiz_of_3_to_5_questions():
     quizzes = tl.available_quizzes()
     for number in ("01", "02", "03", "04", "05", "06", "07"):
         stems = [s for s in quizzes if s.startswith(number + "_")]
-        assert len(stems) == 1, f"lesson {number} needs exactly one quiz in tlkit/quizzes/"
+        assert len(stems) == 1, f"lesson {number} needs exactly one quiz in tlkit/course/quizzes/"
         quiz = tl.quiz(number)
         assert 3 <= len(quiz.questions) <= 5
         assert {q.type for q in quiz.questions} <= {"choice", "number"}

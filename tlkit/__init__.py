@@ -53,7 +53,7 @@ _EXPORTS = {
     "top_k": "inspection", "plot_top_k": "inspection", "first_layer_filters": "inspection",
     "plot_filters": "inspection", "feature_maps": "inspection", "plot_feature_maps": "inspection",
     "knn_accuracy": "inspection", "linear_probe_accuracy": "inspection", "embed_2d": "inspection",
-    "plot_embeddings": "inspection", "prepare_image": "inspection", "doctor": "machine",
+    "plot_embeddings": "inspection", "prepare_image": "inspection", "doctor": "course.doctor",
     # checkpoints
     "save_model": "checkpoint", "load_model": "checkpoint", "load_weights": "checkpoint",
     "CheckpointError": "checkpoint",
@@ -63,11 +63,11 @@ _EXPORTS = {
     "export_torchscript": "export", "load_torchscript": "export", "export_onnx": "export",
     "compare_predictions": "export", "ExportError": "export",
     # exercises
-    "exercise": "checking", "available_exercises": "checking",
-    # widgets: explorers and quizzes (tlkit/widgets/)
-    "lr_explorer": "widgets", "freezing_explorer": "widgets", "augmentation_explorer": "widgets",
-    "overfitting_explorer": "widgets", "prediction_explorer": "widgets", "quiz": "widgets",
-    "load_quiz": "widgets", "available_quizzes": "widgets", "QuizError": "widgets",
+    "exercise": "course.exercises", "available_exercises": "course.exercises",
+    # widgets: explorers and quizzes (tlkit/course/widgets/)
+    "lr_explorer": "course.widgets", "freezing_explorer": "course.widgets", "augmentation_explorer": "course.widgets",
+    "overfitting_explorer": "course.widgets", "prediction_explorer": "course.widgets", "quiz": "course.widgets",
+    "load_quiz": "course.widgets", "available_quizzes": "course.widgets", "QuizError": "course.widgets",
 }
 
 __all__ = sorted(_EXPORTS)

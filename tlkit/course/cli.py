@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 EXIT_USER_ERROR = 2
 
@@ -29,7 +29,7 @@ def _eprint(*args) -> None:
 
 # ----------------------------------------------------------------------------- doctor
 def cmd_doctor(args) -> int:
-    from .machine import doctor  # the checks live in tlkit/machine.py; notebooks call tlkit.doctor()
+    from .doctor import doctor  # the checks live in tlkit/course/doctor.py; notebooks call tlkit.doctor()
 
     report = doctor(network=not args.offline)
     print(json.dumps(report.to_dict()) if args.json else str(report))
@@ -39,7 +39,7 @@ def cmd_doctor(args) -> int:
 # ----------------------------------------------------------------------------- course
 def lessons_dir() -> Path:
     """The lessons folder: next to the package in a source checkout, else ./lessons."""
-    for candidate in (Path(__file__).resolve().parent.parent / "lessons", Path.cwd() / "lessons"):
+    for candidate in (Path(__file__).resolve().parents[2] / "lessons", Path.cwd() / "lessons"):
         if candidate.is_dir():
             return candidate
     raise UserError("No lessons/ folder found. Run `tlkit course` from the course repository "
@@ -65,7 +65,7 @@ def cmd_course(args) -> int:
 
 # ----------------------------------------------------------------------------- fetch
 def cmd_fetch(args) -> int:
-    from .models import fetch_weights
+    from ..models import fetch_weights
 
     for name in args.names:
         path = fetch_weights(name)
@@ -74,8 +74,8 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_fetch_data(args) -> int:
-    from .data import public_dataset
-    from .paths import data_dir
+    from ..data import public_dataset
+    from ..paths import data_dir
 
     root = Path(args.root) if args.root else data_dir() / "public"
     for split in args.splits:
@@ -99,13 +99,13 @@ def _prepare_out(out: str | None, force: bool) -> Path:
 
 
 def cmd_finetune(args) -> int:
-    from .recipes import Recipe, finetune
+    from ..recipes import Recipe, finetune
 
     out = _prepare_out(args.out, args.force)  # before any work: never lose a run at the very end
     recipe = Recipe.default().updated(model=args.model, epochs=args.epochs, image_size=args.image_size,
                                       batch_size=args.batch_size, lr=args.lr, freeze=args.freeze,
                                       augment=args.augment, seed=args.seed)
-    from .models import _resolve
+    from ..models import _resolve
 
     _resolve(recipe.model)  # an unknown model name fails now, with suggestions, not after loading data
     # --json promises exactly one JSON object on stdout: everything else goes to stderr.
@@ -245,13 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .models import WeightsNotAvailableError
+    from ..checkpoint import CheckpointError
+    from ..models import WeightsNotAvailableError
 
     user_errors: tuple[type[BaseException], ...] = (UserError, WeightsNotAvailableError, CheckpointError,
                                                     FileExistsError, FileNotFoundError)
     try:
-        from .data import DataError
+        from ..data import DataError
 
         user_errors += (DataError,)
     except ImportError:  # the data layer is optional for doctor/fetch

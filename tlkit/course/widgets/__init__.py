@@ -35,7 +35,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'tlkit.widgets' has no attribute {name!r}")
+        raise AttributeError(f"module 'tlkit.course.widgets' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

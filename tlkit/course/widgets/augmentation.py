@@ -13,9 +13,9 @@ import html
 import ipywidgets as W
 import torch
 
-from ..config import ModelConfig
-from ..data import AUGMENTATIONS, DataSplits, train_transforms
-from ..data.transforms import augmentation_names
+from ...config import ModelConfig
+from ...data import AUGMENTATIONS, DataSplits, train_transforms
+from ...data.transforms import augmentation_names
 from ._base import Panel
 from ._draw import image_grid, img_tag, to_jpeg
 from ._training import load_course_data

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from ..train import History
+from ...train import History
 from ._base import Explorer
 from ._draw import html_table, img_tag, text_table, to_png
 from ._training import fit_live

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checking import Exercise, Item, Verdict, quiz_item
+from ..exercises import Exercise, Item, Verdict, quiz_item
 from ._reference import pretrained_reference
 
 N_CLASSES = 8
@@ -35,7 +35,7 @@ def _pretrained() -> nn.Module:
 
 @functools.lru_cache(maxsize=1)
 def _course():
-    from ..data import course_data
+    from ...data import course_data
     return course_data("course")
 
 
@@ -48,14 +48,14 @@ def _probe_batch() -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def _reference_body() -> list[float]:
-    from ..features import head_removed
+    from ...features import head_removed
     model = _pretrained()
     with head_removed(model), torch.inference_mode():
         return [round(v, 5) for v in model(_probe_batch())[:, :32].flatten().tolist()]
 
 
 def _collect_model(model) -> dict:
-    from ..features import head_removed
+    from ...features import head_removed
 
     if not isinstance(model, nn.Module):
         return {"problem": f"model should be a model (an nn.Module), got {type(model).__name__}"}
@@ -114,8 +114,8 @@ def _judge_model(evidence: dict) -> Verdict:
 
 @functools.lru_cache(maxsize=1)
 def _counts() -> dict:
-    from ..freezing import count_parameters, freeze
-    from ..models import load_pretrained
+    from ...freezing import count_parameters, freeze
+    from ...models import load_pretrained
     model = freeze(load_pretrained("efficientnet_lite0", num_classes=N_CLASSES, pretrained=False))
     imagenet = load_pretrained("efficientnet_lite0", pretrained=False)
     return {"trainable": count_parameters(model, trainable_only=True), "total": count_parameters(model),
@@ -257,16 +257,16 @@ TEST_PER_CLASS = 15  # held-out test images per class the head is measured on
 
 
 def _test_split():
-    from ..data import few_shot
+    from ...data import few_shot
     return few_shot(_course().test, TEST_PER_CLASS, seed=0)
 
 
 @functools.lru_cache(maxsize=1)
 def _test_features() -> torch.Tensor:
     """Held-out test images through the checks' own frozen body, at 64 px (what the notebook uses)."""
-    from ..data import eval_transforms
-    from ..features import extract_features
-    from ..config import get_config
+    from ...data import eval_transforms
+    from ...features import extract_features
+    from ...config import get_config
     model = _pretrained()
     test = _test_split().with_transform(eval_transforms(get_config(model), SIZE))
     return extract_features(model, test, device="cpu").tensors[0]

@@ -1,6 +1,6 @@
 """Quizzes: short questions with immediate feedback, written as plain YAML (or JSON) files.
 
-A quiz file (``tlkit/quizzes/NN_<lesson>.yaml``)::
+A quiz file (``tlkit/course/quizzes/NN_<lesson>.yaml``)::
 
     title: Freezing and fine-tuning
     lesson: 03_freezing_and_fine_tuning        # optional

@@ -14,8 +14,8 @@ import numpy as np
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data import DataSplits, eval_transforms
-from ..evaluation import EvalReport, evaluate
+from ...data import DataSplits, eval_transforms
+from ...evaluation import EvalReport, evaluate
 from ._base import Panel
 from ._draw import image_grid, img_tag, to_jpeg
 
@@ -35,7 +35,7 @@ class PredictionExplorer(Panel):
         super().__init__()
         dataset = data.val if isinstance(data, DataSplits) else data
         if getattr(dataset, "transform", "no attribute") is None:
-            from ..config import get_config  # raw course images: prepare them as the model expects
+            from ...config import get_config  # raw course images: prepare them as the model expects
 
             dataset = dataset.with_transform(eval_transforms(get_config(model), image_size))
         if report is None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checking import Exercise, Item, Verdict, quiz_item
+from ..exercises import Exercise, Item, Verdict, quiz_item
 
 # ------------------------------------------------------------------ q1: a label-safe augmentation
 

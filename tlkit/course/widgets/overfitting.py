@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ..data import DataSplits
-from ..train import History
+from ...data import DataSplits
+from ...train import History
 from ._draw import colour, epoch_axis, new_figure
 from ._runs import RunsExplorer
 from ._training import ModelSource, TrainingSetup, one_thread

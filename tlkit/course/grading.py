@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from .checking import EVIDENCE_MIME, Exercise, exercise
+from .exercises import EVIDENCE_MIME, Exercise, exercise
 from .release import check_item
 
 CELL_TIMEOUT = 120       # seconds per cell
@@ -101,7 +101,7 @@ def grading_notebook(submission: nbformat.NotebookNode, ex: Exercise, where: dic
         cells.append(fresh)
     for item in ex.ids:
         grader_cell = nbformat.v4.new_code_cell(
-            "import tlkit.checking as _tlkit_checking\n"
+            "import tlkit.course.exercises as _tlkit_checking\n"
             f"_tlkit_checking.emit_evidence({ex.name!r}, {item!r}, {nonces[item]!r})")
         grader_cell.metadata["grader_item"] = item
         anchor = where.get(item)
@@ -116,16 +116,16 @@ def grading_notebook(submission: nbformat.NotebookNode, ex: Exercise, where: dic
 
 
 # Names that only the grader's own machinery uses: a submission that mentions one is reaching for it.
-GRADER_INTERNALS = ("tlkit.checking", "tlkit.checks", "emit_evidence", "_tlkit_grader", "_private_tlkit",
-                    "EVIDENCE_MIME", "vnd.tlkit.evidence", "tlkit.grading", "display_pub")
+GRADER_INTERNALS = ("tlkit.course.exercises", "tlkit.course.checks", "emit_evidence", "_tlkit_grader", "_private_tlkit",
+                    "EVIDENCE_MIME", "vnd.tlkit.evidence", "tlkit.course.grading", "display_pub")
 
 
 def reaches_into_grader(submission: nbformat.NotebookNode) -> list[str]:
-    """``["cell 4 uses tlkit.checking", ...]`` for the submission's code cells that name grader internals.
+    """``["cell 4 uses tlkit.course.exercises", ...]`` for the submission's code cells that name grader internals.
 
     Checks cells are replaced anyway; this catches code that tries to change how evidence is
     collected. (Patching through other routes is defeated by collecting with a private copy of
-    tlkit; see ``tlkit.checking.emit_evidence``.)
+    tlkit; see ``tlkit.course.exercises.emit_evidence``.)
     """
     found = []
     for number, cell in enumerate(submission.cells, 1):
@@ -218,7 +218,7 @@ def run_submission(graded: nbformat.NotebookNode, cell_timeout: int = CELL_TIMEO
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     start = time.perf_counter()
-    code = (f"import sys; from tlkit.grading import _run_child; "
+    code = (f"import sys; from tlkit.course.grading import _run_child; "
             f"_run_child(sys.argv[1], {write_fd}, {int(cell_timeout)}, {int(max_output)})")
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=workdir, pass_fds=(write_fd,),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import tlkit as tl
-from tlkit import machine
+from tlkit.course import doctor
 
 
 def test_doctor_finds_a_working_course_machine():
     report = tl.doctor(network=False)
     assert report.ok is True and report.problems == []
-    assert [c.name for c in report.checks] == list(machine.CHECKS)
+    assert [c.name for c in report.checks] == list(doctor.CHECKS)
     text = str(report)
     assert text.splitlines()[-1] == "The course can run."
     assert "network" in text and "not checked" in text
@@ -28,19 +28,19 @@ def test_doctor_shows_the_home_folder_as_a_tilde(monkeypatch, tmp_path):
 
 def test_short_path():
     home = Path.home()
-    assert machine.short_path(home / ".cache" / "tlkit") == "~/.cache/tlkit"
-    assert machine.short_path(home) == "~"
-    assert machine.short_path("/opt/data") == "/opt/data"
+    assert doctor.short_path(home / ".cache" / "tlkit") == "~/.cache/tlkit"
+    assert doctor.short_path(home) == "~"
+    assert doctor.short_path("/opt/data") == "/opt/data"
 
 
 def test_a_broken_check_is_reported_and_the_others_still_run(monkeypatch):
     def broken():
         raise ImportError("No module named 'torchvision'")
 
-    monkeypatch.setitem(machine.CHECKS, "torch stack", broken)
+    monkeypatch.setitem(doctor.CHECKS, "torch stack", broken)
     report = tl.doctor(network=False)
     assert report.ok is False and [c.name for c in report.problems] == ["torch stack"]
     assert "[FAIL] torch stack      ImportError: No module named 'torchvision'" in str(report)
     assert str(report).endswith("1 problem(s) found: apply the fix on each FAIL line, then run `tlkit doctor` again.")
     assert report.to_dict()["checks"]["torch stack"]["ok"] is False
-    assert len(report.checks) == len(machine.CHECKS)
+    assert len(report.checks) == len(doctor.CHECKS)

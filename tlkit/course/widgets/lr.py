@@ -11,9 +11,9 @@ import contextlib
 
 import ipywidgets as W
 
-from ..data import DataSplits
-from ..lr_finder import LRFindResult, lr_find
-from ..train import SCHEDULES, History
+from ...data import DataSplits
+from ...lr_finder import LRFindResult, lr_find
+from ...train import SCHEDULES, History
 from ._draw import colour, draw_lr_find, draw_runs, new_figure
 from ._runs import RunsExplorer
 from ._training import ModelSource, TrainingSetup, one_thread, plan_freezing

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from ..checking import Exercise, Item, Verdict, quiz_item
+from ..exercises import Exercise, Item, Verdict, quiz_item
 
 HEAD = "classifier."
 
@@ -28,7 +28,7 @@ HEAD = "classifier."
 @functools.lru_cache(maxsize=1)
 def _template() -> nn.Module:
     """EfficientNet-Lite0, random weights, 8-class head: the freezing plan does not depend on weights."""
-    from ..models import load_pretrained
+    from ...models import load_pretrained
     return load_pretrained("efficientnet_lite0", num_classes=8, pretrained=False)
 
 
@@ -60,7 +60,7 @@ def _collect_unfreeze(unfreeze_last_n) -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _expected_unfreeze() -> dict:
-    from ..freezing import parts, unfreeze_last
+    from ...freezing import parts, unfreeze_last
     model = _fresh()
     out = {n: _trainable(unfreeze_last(model, n)) for n in range(len(parts(model)) + 1)}
     out["all"] = [name for name, _ in model.named_parameters()]
@@ -130,7 +130,7 @@ class _Probe(nn.Module):
 
 
 def _bn_probes() -> list[nn.Module]:
-    from ..freezing import unfreeze_last
+    from ...freezing import unfreeze_last
     return [_Probe(), unfreeze_last(_fresh(), 1)]  # EfficientNet: only the neck's bn2 and the head learn
 
 
@@ -219,7 +219,7 @@ SENTINEL_LR = 123.0  # the optimiser's default: a group without its own "lr" get
 
 
 def _groups_probe() -> nn.Module:
-    from ..freezing import unfreeze_last
+    from ...freezing import unfreeze_last
     return unfreeze_last(_fresh(), 2)  # blocks.6, the neck and the head learn; the rest is frozen
 
 

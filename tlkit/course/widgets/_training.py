@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from ..data import DataSplits, eval_transforms, few_shot, train_transforms
-from ..feature_cache import cached_features
-from ..freezing import freeze_batchnorm, head_name, unfreeze_last
-from ..train import History, fit
+from ...data import DataSplits, eval_transforms, few_shot, train_transforms
+from ...feature_cache import cached_features
+from ...freezing import freeze_batchnorm, head_name, unfreeze_last
+from ...train import History, fit
 
 ModelSource = str | nn.Module | Callable[[], nn.Module]
 # Pretrained models loaded by name, shared by every explorer (each run trains a copy, never these).
@@ -37,7 +37,7 @@ _PRETRAINED: OrderedDict[tuple, nn.Module] = OrderedDict()
 def load_course_data(data: DataSplits | None) -> DataSplits:
     """``data`` itself, or the offline course data set when it is None."""
     if data is None:
-        from ..data import course_data
+        from ...data import course_data
 
         return course_data("course")
     if not isinstance(data, DataSplits):
@@ -78,13 +78,13 @@ class TrainingSetup:
         return self._base
 
     def _load_model(self) -> nn.Module:
-        from ..device import seed_everything
+        from ...device import seed_everything
 
         source = self.model_source
         if isinstance(source, str):
             key = (source, tuple(self.classes), self.seed)
             if key not in _PRETRAINED:
-                from ..models import load_pretrained
+                from ...models import load_pretrained
 
                 seed_everything(self.seed)  # the new head starts from the same random weights every time
                 _PRETRAINED[key] = load_pretrained(source, num_classes=len(self.classes), classes=self.classes)
@@ -104,7 +104,7 @@ class TrainingSetup:
 
     @property
     def config(self):
-        from ..config import get_config
+        from ...config import get_config
 
         return get_config(self.base)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipywidgets as W
 
-from ..data import DataSplits
-from ..freezing import count_parameters, freeze_summary, parts
-from ..train import History
+from ...data import DataSplits
+from ...freezing import count_parameters, freeze_summary, parts
+from ...train import History
 from ._draw import draw_runs, new_figure
 from ._runs import RunsExplorer
 from ._training import ModelSource, TrainingSetup, plan_freezing

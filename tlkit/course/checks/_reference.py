@@ -13,5 +13,5 @@ from torch import nn
 @functools.lru_cache(maxsize=1)
 def pretrained_reference() -> nn.Module:
     """EfficientNet-Lite0 with its ImageNet weights and head, in eval mode."""
-    from ..models import load_pretrained
+    from ...models import load_pretrained
     return load_pretrained("efficientnet_lite0").eval()

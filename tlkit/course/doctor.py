@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 
 def short_path(path: str | os.PathLike) -> str:
@@ -51,7 +51,7 @@ def _torch_stack() -> tuple[bool, str]:
 
 
 def _device() -> tuple[bool, str]:
-    from .device import describe_device, get_device
+    from ..device import describe_device, get_device
 
     dev = get_device()
     note = (" — lessons are sized for this; a GPU only makes them faster" if dev.type == "cpu" else
@@ -70,7 +70,7 @@ def _threads() -> tuple[bool, str]:
 
 
 def _offline_weights() -> tuple[bool, str]:
-    from .models import OFFLINE_MODEL, weights_location
+    from ..models import OFFLINE_MODEL, weights_location
 
     path, _ = weights_location(OFFLINE_MODEL)
     if not path.exists():
@@ -80,7 +80,7 @@ def _offline_weights() -> tuple[bool, str]:
 
 
 def _cache_dirs() -> tuple[bool, str]:
-    from .paths import data_dir, home, torch_hub_dir
+    from ..paths import data_dir, home, torch_hub_dir
 
     root = home()
     root.mkdir(parents=True, exist_ok=True)

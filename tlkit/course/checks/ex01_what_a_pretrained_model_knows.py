@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from ..checking import Exercise, Item, Verdict, quiz_item
+from ..exercises import Exercise, Item, Verdict, quiz_item
 from ._reference import pretrained_reference
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")  # skimage.data pictures the checks run on
@@ -46,7 +46,7 @@ def _photo(name: str) -> torch.Tensor:
     """One skimage.data photo as a prepared batch of one (1 x 3 x 96 x 96)."""
     from skimage import data as photos
 
-    from ..inspection import prepare_image
+    from ...inspection import prepare_image
     return prepare_image(_pretrained(), getattr(photos, name)(), SIZE)
 
 
@@ -63,7 +63,7 @@ def _reference_probs() -> list[list[float]]:
 
 @functools.lru_cache(maxsize=1)
 def _reference_features() -> torch.Tensor:
-    from ..features import head_removed
+    from ...features import head_removed
     model = _pretrained().eval()
     with head_removed(model), torch.inference_mode():
         return model(_batch()).float()
@@ -216,14 +216,14 @@ def _probe_image() -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def _reference_body_features() -> list[float]:
-    from ..features import head_removed
+    from ...features import head_removed
     model = _pretrained().eval()
     with head_removed(model), torch.inference_mode():
         return model(_probe_image())[0, :64].tolist()
 
 
 def _collect_model8(model8) -> dict:
-    from ..features import head_removed
+    from ...features import head_removed
 
     if not isinstance(model8, nn.Module):
         return {"problem": f"model8 should be a model (an nn.Module), got {type(model8).__name__}"}

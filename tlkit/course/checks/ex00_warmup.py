@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..checking import Exercise, Item, Verdict, choice_item, number_item
+from ..exercises import Exercise, Item, Verdict, choice_item, number_item
 
 
 def _course_class_count() -> int:
-    from ..data.course import VARIANTS
+    from ...data.course import VARIANTS
     return len(VARIANTS["course"]["classes"])
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checking import Exercise, Item, Verdict, quiz_item
+from ..exercises import Exercise, Item, Verdict, quiz_item
 
 # ------------------------------------------------------------------------- q1: pick an LR
 

@@ -16,7 +16,7 @@ When an instructor grades (``tlkit grade``), ``collect`` still runs in the submi
 redefining ``check`` or patching the judge inside a notebook changes nothing about the grade: the
 only way to produce passing evidence is to produce what the item asks for.
 
-Exercises are defined in ``tlkit/checks/exNN.py`` modules; ``tl.exercise("01")`` loads one.
+Exercises are defined in ``tlkit/course/checks/exNN.py`` modules; ``tl.exercise("01")`` loads one.
 """
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ def number_item(item_id: str, name: str, expected: float | Callable[[], float], 
 def quiz_item(item_id: str, name: str, quiz: str, question: str, points: float = 1.0) -> Item:
     """An item graded by a lesson quiz's question: the learner sets ``name`` to an answer.
 
-    The key lives in the quiz file (``tlkit/quizzes/NN_*.yaml``), so the same question can be
+    The key lives in the quiz file (``tlkit/course/quizzes/NN_*.yaml``), so the same question can be
     answered in the lesson's quiz widget and graded in the exercise. ``quiz`` is the quiz's number
     or name (``"03"``), ``question`` its id (``"q2"``). The judge reloads the quiz file itself.
     """
@@ -281,7 +281,7 @@ def _private_tlkit(tag: str):
     import importlib.util
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # the tlkit package
     name = f"_tlkit_grader_{tag}"
     spec = importlib.util.spec_from_file_location(name, root / "__init__.py",
                                                   submodule_search_locations=[str(root)])
@@ -303,7 +303,7 @@ def emit_evidence(exercise_name: str, item_id: str, nonce: str) -> None:
     from IPython.display import display
     name = _private_tlkit(nonce)
     try:
-        private = importlib.import_module(f"{name}.checking")
+        private = importlib.import_module(f"{name}.course.exercises")
         evidence = private.exercise(exercise_name).collect(item_id, _caller_namespace())
     except Exception as err:  # an unknown exercise or item: the grader reports it as a problem
         evidence = {"problem": f"{type(err).__name__}: {err}"}
