@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from test_train import TinyNet, quiet, stripes
-from tlkit.freezing import freeze, head_name
+from tlkit.freezing import freeze
+from tlkit.models import head_name
 from tlkit.regularisation import L2SP, add_head_dropout, drift_by_part, snapshot_weights, weight_drift
 from tlkit.train import fit
 

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from .features import extract_features
-from .freezing import head_name
+from .models import head_name
 
 _MEMORY: "OrderedDict[str, TensorDataset]" = OrderedDict()
 MEMORY_ITEMS = 8  # feature sets kept in memory (least recently used is dropped first)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .freezing import head_name
+from .models import head_name
 
 
 @contextlib.contextmanager

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .models import head_name
+
 # Containers whose children are the model's blocks (timm: blocks/stages/layers; torchvision: features).
 _BLOCK_CONTAINERS = ("blocks", "stages", "layers", "features")
-# Names under which a classifier head lives, by family (timm exposes its own via pretrained_cfg).
-_HEAD_NAMES = ("classifier", "fc", "head")
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -38,22 +38,6 @@ class Part:
     def parameters(self, model: nn.Module):
         for path in self.modules:
             yield from model.get_submodule(path).parameters()
-
-
-def head_name(model: nn.Module) -> str:
-    """The attribute path of the classifier head (``"fc"``, ``"classifier"``, ``"head"``...)."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    name = cfg.get("classifier") if isinstance(cfg, dict) else None
-    if name:
-        # timm can name a nested Linear ("head.fc"); freeze the whole top-level head with it.
-        return name.split(".")[0]
-    for candidate in _HEAD_NAMES:
-        if isinstance(getattr(model, candidate, None), nn.Module):
-            return candidate
-    raise ValueError(
-        f"Could not find the classifier head of {type(model).__name__}: expected an attribute named one "
-        f"of {_HEAD_NAMES}. Use freeze_by_name / unfreeze_by_name with explicit module names instead."
-    )
 
 
 def parts(model: nn.Module) -> list[Part]:

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .freezing import head_name
 from .paths import home, torch_hub_dir
 
 OFFLINE_MODEL = "efficientnet_lite0"
@@ -34,6 +33,26 @@ COURSE_MODELS = {
     "mobilenet_v3_small": "torchvision", "mobilenet_v3_large": "torchvision",
     "efficientnet_b0": "torchvision", "convnext_tiny": "torchvision",
 }
+
+
+# Names under which a classifier head lives, by family (timm exposes its own via pretrained_cfg).
+_HEAD_NAMES = ("classifier", "fc", "head")
+
+
+def head_name(model: nn.Module) -> str:
+    """The attribute path of the classifier head (``"fc"``, ``"classifier"``, ``"head"``...)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    name = cfg.get("classifier") if isinstance(cfg, dict) else None
+    if name:
+        # timm can name a nested Linear ("head.fc"); freeze the whole top-level head with it.
+        return name.split(".")[0]
+    for candidate in _HEAD_NAMES:
+        if isinstance(getattr(model, candidate, None), nn.Module):
+            return candidate
+    raise ValueError(
+        f"Could not find the classifier head of {type(model).__name__}: expected an attribute named one "
+        f"of {_HEAD_NAMES}. Use freeze_by_name / unfreeze_by_name with explicit module names instead."
+    )
 
 
 class WeightsNotAvailableError(RuntimeError):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .freezing import head_name, parts
+from .freezing import parts
+from .models import head_name
 
 
 # ------------------------------------------------------------------------------ weight drift

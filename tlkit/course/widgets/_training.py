@@ -26,7 +26,8 @@ from torch.utils.data import Dataset, TensorDataset
 
 from ...data import DataSplits, eval_transforms, few_shot, train_transforms
 from ...feature_cache import cached_features
-from ...freezing import freeze_batchnorm, head_name, unfreeze_last
+from ...freezing import freeze_batchnorm, unfreeze_last
+from ...models import head_name
 from ...train import History, fit
 
 ModelSource = str | nn.Module | Callable[[], nn.Module]
