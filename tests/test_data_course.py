@@ -1,6 +1,8 @@
 """The generated course data: deterministic, cached, leak-free splits, few-shot and transforms."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -100,6 +102,17 @@ def test_transforms_follow_the_model_config():
         tl.train_transforms(cfg, 96, augment=["wobble"])
 
 
+def test_default_augmentation_crops_but_never_flips():
+    """The library's default agrees with the course: a horizontal flip breaks the arrow labels."""
+    from torchvision.transforms import v2 as T
+
+    cfg = tl.ModelConfig(name="x", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    kinds = [type(step) for step in tl.train_transforms(cfg, 64).transforms]
+    assert T.RandomResizedCrop in kinds and T.RandomHorizontalFlip not in kinds
+    flips = [type(step) for step in tl.train_transforms(cfg, 64, augment="crop,flip").transforms]
+    assert T.RandomHorizontalFlip in flips  # asked for by name
+
+
 def test_flip_turns_a_left_arrow_into_a_right_arrow():
     """Why flips break the course data's arrow classes: a flipped left arrow *is* a right arrow."""
     rng = __import__("numpy").random.default_rng(0)
@@ -137,8 +150,12 @@ def test_dataset_item_and_repr():
 
 def test_make_loader_clips_an_oversized_batch_and_refuses_empty_data():
     data = course.generate("shapes", per_class=SMALL)
-    with pytest.warns(UserWarning, match="larger than the data set"):
-        loader = tl.make_loader(data.val, batch_size=1000)
-    assert loader.batch_size == len(data.val)
+    n = len(data.val)
+    with pytest.warns(UserWarning, match=f"batch_size=1000 is larger than the {n} val examples"):
+        loader = tl.make_loader(data.val, batch_size=1000, shuffle=True, name="val")
+    assert loader.batch_size == n
+    with warnings.catch_warnings():  # evaluation: a clipped batch changes nothing, so no warning
+        warnings.simplefilter("error")
+        assert tl.make_loader(data.val, batch_size=1000).batch_size == n
     with pytest.raises(tl.DataError, match="empty"):
         tl.make_loader(data.val.subset([]))

@@ -103,7 +103,7 @@ def test_bad_options_fail_before_any_training(colour_data, tmp_path, capsys, opt
 
 
 @pytest.mark.parametrize("augment, expected", [
-    ("crop", ["crop"]), ("crop, flip", ["crop", "flip"]), ("none", []), ("default", ["crop", "flip"]),
+    ("crop", ["crop"]), ("crop, flip", ["crop", "flip"]), ("none", []), ("default", ["crop"]),
 ])
 def test_recipe_augment_names(augment, expected):
     assert recipes.Recipe(augment=augment).augmentations() == expected
@@ -135,8 +135,9 @@ def test_augment_option_reaches_the_training_transforms(colour_data, tmp_path, m
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["recipe"]["augment"] == "crop,flip"
 
 
-def test_cuda_out_of_memory_retries_with_half_the_batch(colour_data, monkeypatch):
-    """No GPU here: the first training attempt raises CUDA's OOM error; finetune must retry smaller."""
+@pytest.mark.parametrize("error", ["cuda", "mps"])
+def test_out_of_memory_retries_with_half_the_batch(colour_data, monkeypatch, error):
+    """No GPU here: the first training attempt raises an OOM error; finetune must retry smaller."""
     import torch
 
     real = recipes.train_with_recipe
@@ -145,7 +146,9 @@ def test_cuda_out_of_memory_retries_with_half_the_batch(colour_data, monkeypatch
     def oom_once(model, train, val, recipe, **kwargs):
         batch_sizes.append(recipe.batch_size)
         if len(batch_sizes) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            if error == "cuda":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise RuntimeError("MPS backend out of memory (MPS allocated: 3 GB)")
         return real(model, train, val, recipe, **kwargs)
 
     monkeypatch.setattr(recipes, "train_with_recipe", oom_once)
@@ -153,3 +156,18 @@ def test_cuda_out_of_memory_retries_with_half_the_batch(colour_data, monkeypatch
     with pytest.warns(UserWarning, match="retrying with --batch-size 4"):
         result = recipes.finetune(colour_data, recipe, progress=False)
     assert batch_sizes == [8, 4] and result["recipe"]["batch_size"] == 4
+
+
+def test_other_errors_are_not_retried(colour_data, monkeypatch):
+    """Only out-of-memory means "try a smaller batch"; any other error is a bug and surfaces at once."""
+    calls = []
+
+    def broken(model, train, val, recipe, **kwargs):
+        calls.append(recipe.batch_size)
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(recipes, "train_with_recipe", broken)
+    recipe = recipes.Recipe.default().updated(epochs=1, image_size=64, batch_size=8)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        recipes.finetune(colour_data, recipe, progress=False)
+    assert calls == [8]

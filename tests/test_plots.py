@@ -14,7 +14,8 @@ from torch import nn  # noqa: E402
 
 from tlkit.evaluation import evaluate  # noqa: E402
 from tlkit.lr_finder import LRFindResult  # noqa: E402
-from tlkit.plots import plot_confusion, plot_history, plot_lr_find, show_images  # noqa: E402
+from tlkit.plots import (NotebookFigure, new_figure, plot_confusion, plot_history,  # noqa: E402
+                         plot_lr_find, show_images)
 from tlkit.train import History  # noqa: E402
 
 
@@ -30,6 +31,16 @@ def records(with_val: bool = True):
         rows.append({"epoch": epoch, "train_loss": tl, "train_acc": ta, "val_loss": vl if with_val else None,
                      "val_acc": va if with_val else None, "lr": 1e-3, "seconds": 1.0})
     return rows
+
+
+def test_new_figure_makes_a_grid_in_pyplot_or_outside_it():
+    """Every figure comes from new_figure; with pyplot=False (widgets draw from a thread) pyplot never sees it."""
+    fig, axes = new_figure(2, 3, figsize=(6, 4))
+    assert isinstance(fig, NotebookFigure) and axes.shape == (2, 3) and fig.number in plt.get_fignums()
+    before = plt.get_fignums()
+    fig, axes = new_figure(1, 2, figsize=(8, 3), pyplot=False)
+    assert type(fig) is Figure and axes.shape == (1, 2) and plt.get_fignums() == before
+    assert tuple(fig.get_size_inches()) == (8, 3)
 
 
 def test_plot_history_draws_loss_and_accuracy_with_best_epoch():

@@ -67,7 +67,7 @@ def test_l2sp_keeps_fine_tuned_weights_closer_to_the_pretrained_ones(data, pretr
         model.classifier = nn.Linear(16, 4)  # a new head, as in transfer learning
         start = snapshot_weights(model)
         history = fit(model, train, val, epochs=3, lr=1e-2, batch_size=16, weight_decay=0.0, seed=0,
-                      regularizer=L2SP(model, alpha=alpha, beta=0.0), **quiet())
+                      penalty=L2SP(model, alpha=alpha, beta=0.0), **quiet())
         drifts[name], accs[name] = weight_drift(model, start), history.best["val_acc"]
     assert drifts["l2sp"] < 0.7 * drifts["plain"]  # pulled back towards the start (measured: ~0.5x)
     assert accs["l2sp"] >= 0.8  # and the new head still learned the task (chance is 0.25)

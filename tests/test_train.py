@@ -307,7 +307,7 @@ def test_no_warnings_in_a_normal_run(data):
         fit(linear_model(), train, val, epochs=1, **quiet())
 
 
-# ------------------------------------------------------------- hooks: batch_transform, regularizer
+# ------------------------------------------------------------- hooks: batch_transform, penalty
 def test_batch_transform_mixes_every_training_batch_and_the_model_still_learns(data):
     from tlkit.data.transforms import mixup_cutmix
 
@@ -330,14 +330,14 @@ def test_batch_transform_mixes_every_training_batch_and_the_model_still_learns(d
     assert all(0.0 <= acc <= 1.0 for acc in history["train_acc"])
 
 
-def test_regularizer_is_added_to_each_step_but_not_to_the_reported_train_loss(data):
+def test_penalty_is_added_to_each_step_but_not_to_the_reported_train_loss(data):
     train, val = data
     torch.manual_seed(0)
     plain = fit(linear_model(), train, val, epochs=2, lr=1e-2, seed=0, **quiet())
     # A constant adds nothing to the gradients: training is unchanged, and so is train_loss.
     torch.manual_seed(0)
     constant = fit(linear_model(), train, val, epochs=2, lr=1e-2, seed=0,
-                   regularizer=lambda: torch.tensor(100.0), **quiet())
+                   penalty=lambda: torch.tensor(100.0), **quiet())
     assert constant["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
     # A penalty on the weights' size does change training: the weights end up smaller.
     torch.manual_seed(0)
@@ -346,5 +346,5 @@ def test_regularizer_is_added_to_each_step_but_not_to_the_reported_train_loss(da
     fit(free, train, epochs=2, lr=1e-2, weight_decay=0.0, seed=0, **quiet())
     weight = pulled[1].weight
     fit(pulled, train, epochs=2, lr=1e-2, weight_decay=0.0, seed=0,
-        regularizer=lambda: 1.0 * weight.pow(2).sum(), **quiet())
+        penalty=lambda: 1.0 * weight.pow(2).sum(), **quiet())
     assert pulled[1].weight.norm() < 0.8 * free[1].weight.norm()

@@ -9,9 +9,10 @@ Use it flat::
     history = tl.fit(model, data.train, data.val, epochs=3, lr=1e-3)
     report = tl.evaluate(model, data.test)
 
-Every function here lives in a small module you can open and read (``tlkit/train.py`` holds the
-training loop, ``tlkit/freeze.py`` what freezing does, ...). Names are imported on first use, so
-``import tlkit`` stays fast and the command line starts quickly.
+Every function here lives in a small module you can open and read: ``tlkit/train.py`` holds the
+training loop, ``tlkit/freezing.py`` what freezing does, ... ``tlkit/README.md`` draws the map: which
+module owns which step, and what may import what. Names are imported on first use, so
+``import tlkit`` stays fast (it does not even import torch) and the command line starts quickly.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ _EXPORTS = {
     "freeze": "freezing", "unfreeze": "freezing", "unfreeze_last": "freezing", "unfreeze_by_name": "freezing",
     "freeze_by_name": "freezing", "freeze_batchnorm": "freezing", "freeze_summary": "freezing", "parts": "freezing",
     "param_groups": "freezing", "set_frozen_bn_eval": "freezing", "count_parameters": "freezing",
+    "set_trainable": "freezing",
     # data
     "ImageDataset": "data", "DataSplits": "data", "DataError": "data", "course_data": "data",
     "few_shot": "data", "split": "data", "train_transforms": "data", "eval_transforms": "data",
@@ -40,7 +42,9 @@ _EXPORTS = {
     "public_dataset": "data", "make_loader": "data",
     # training and evaluation
     "fit": "train", "History": "train", "lr_find": "lr_finder", "LRFindResult": "lr_finder",
+    "Callback": "callbacks", "EarlyStopping": "callbacks",
     "evaluate": "evaluation", "EvalReport": "evaluation", "predict": "evaluation",
+    "model_outputs": "evaluation",
     "plot_history": "plots", "plot_confusion": "plots", "show_images": "plots",
     "plot_lr_find": "plots",
     # feature extraction

@@ -19,6 +19,8 @@ import time
 import torch
 from torch import nn
 
+from .evaluation import keep_modes
+
 # ImageNet top-1 of models whose metadata does not carry it. EfficientNet-Lite0: Google's
 # published figure for the TF release the offline weights come from (~75 %; CONTENT_NOTES: 74.8).
 _PUBLISHED_TOP1 = {"efficientnet_lite0": 74.8}
@@ -49,10 +51,9 @@ def measure_latency(model: nn.Module, image_size: int = 224, batch_size: int = 1
                          f"{batch_size}, {image_size}.")
     device = next(model.parameters()).device
     images = torch.randn(batch_size, 3, image_size, image_size, device=device)
-    was_training = model.training
-    model.eval()
     times = []
-    with torch.inference_mode():
+    with keep_modes(model), torch.inference_mode():
+        model.eval()
         for i in range(warmup + repeats):
             start = time.perf_counter()
             model(images)
@@ -60,7 +61,6 @@ def measure_latency(model: nn.Module, image_size: int = 224, batch_size: int = 1
                 torch.cuda.synchronize()  # CUDA runs asynchronously: wait before reading the clock
             if i >= warmup:
                 times.append(time.perf_counter() - start)
-    model.train(was_training)
     return 1000 * statistics.median(times)
 
 

@@ -24,7 +24,8 @@ def is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and any(text in str(err) for text in _OOM_TEXT)
 
 
-def _free_cached_memory(device: torch.device) -> None:
+def free_cached_memory(device: torch.device) -> None:
+    """Give the memory PyTorch's allocator keeps cached back to the GPU (after an out-of-memory error)."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps" and hasattr(torch, "mps"):
@@ -79,7 +80,7 @@ def find_batch_size(model: nn.Module, input_shape: tuple[int, ...] = (3, 128, 12
             except Exception as err:  # only out-of-memory means "too big"; anything else is a real bug
                 if not is_out_of_memory(err):
                     raise
-                _free_cached_memory(device)
+                free_cached_memory(device)
                 ran_out = True
                 if fits:                 # the last size that worked is the answer
                     break
@@ -98,6 +99,6 @@ def find_batch_size(model: nn.Module, input_shape: tuple[int, ...] = (3, 128, 12
                 b.copy_(buffers[name])
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-        _free_cached_memory(device)
+        free_cached_memory(device)
     # Headroom only matters when memory was the limit; max_size is the caller's own cap.
     return max(1, int(fits * safety)) if ran_out else fits

@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .data.loaders import make_loader
+from .device import Accelerator, place
 
 
 # ------------------------------------------------------------------------------------ predicting
@@ -40,46 +43,34 @@ def keep_modes(model: nn.Module):
             module.training = training
 
 
-def _model_device(model: nn.Module, device) -> torch.device:
-    """The requested device, else the one the model is on (evaluation never moves it on its own)."""
-    if device is not None:
-        device = torch.device(device)
-        model.to(device)
-        return device
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
+def model_outputs(model: nn.Module, data: Any, batch_size: int = 64, device: torch.device | str | None = None,
+                  *, accel: Accelerator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run ``model`` over ``data`` once; return its outputs (N x C, float32, on the CPU) and the labels.
 
-
-def _batches(data, batch_size: int):
-    """Yield (images, labels or None) from a DataLoader, a Dataset or a tensor of images."""
+    The one evaluation loop of tlkit: ``predict``, ``evaluate``, ``fit``'s validation and
+    ``extract_features`` all call it. Eval mode (BatchNorm uses its running statistics, dropout is
+    off), no gradients, and the modes of the model's layers are restored afterwards. ``data``: a
+    DataLoader, a Dataset (labels, when it has them, come back too; else None), a batch of images
+    N x C x H x W or one image C x H x W. ``device``: see ``tlkit.device`` (None: the best available,
+    and the model moves there); ``fit`` passes its ``accel`` instead (mixed precision, memory layout).
+    """
+    if accel is None:
+        accel = Accelerator(place(model, device))
     if isinstance(data, torch.Tensor):
-        images = data.unsqueeze(0) if data.dim() == 3 else data  # one C x H x W image -> a batch of one
-        for start in range(0, len(images), batch_size):
-            yield images[start:start + batch_size], None
-        return
-    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
-    for batch in loader:
-        if isinstance(batch, (list, tuple)):
-            yield batch[0], (batch[1] if len(batch) > 1 else None)
-        else:
-            yield batch, None
-
-
-def _run(model: nn.Module, data, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Class probabilities (N x C, on the CPU) and the labels, if the data has them."""
-    device = _model_device(model, device)
-    all_probs, all_labels = [], []
+        data = TensorDataset(data.unsqueeze(0) if data.dim() == 3 else data)  # one image -> a batch of one
+    outputs, labels = [], []
     with keep_modes(model), torch.inference_mode():
         model.eval()
-        for images, labels in _batches(data, batch_size):
-            logits = model(images.to(device))
-            all_probs.append(torch.softmax(logits.float(), dim=1).cpu())
-            if labels is not None:
-                all_labels.append(torch.as_tensor(labels).cpu())
-    if not all_probs:
+        for batch in make_loader(data, batch_size, shuffle=False):
+            images, targets = (batch[0], batch[1] if len(batch) > 1 else None) \
+                if isinstance(batch, (list, tuple)) else (batch, None)
+            with accel.autocast():
+                outputs.append(model(accel.to_device(images)[0]).float().cpu())
+            if targets is not None:
+                labels.append(torch.as_tensor(targets).cpu())
+    if not outputs:
         raise ValueError("There is nothing to evaluate: the data set is empty.")
-    labels = torch.cat(all_labels).long() if all_labels else None
-    return torch.cat(all_probs), labels
+    return torch.cat(outputs), (torch.cat(labels).long() if labels else None)
 
 
 def predict(model: nn.Module, data_or_tensor: Any, batch_size: int = 64,
@@ -87,11 +78,10 @@ def predict(model: nn.Module, data_or_tensor: Any, batch_size: int = 64,
     """Class probabilities (softmax of the logits), one row per example, as a CPU tensor.
 
     Accepts a DataLoader, a Dataset (labels, if any, are ignored), a batch of images N x C x H x W
-    or one image C x H x W (giving one row). Runs in eval mode without gradients; the modes of the
-    model's layers are restored afterwards. ``device=None`` uses the device the model is on.
+    or one image C x H x W (giving one row). Runs in eval mode without gradients (``model_outputs``).
     """
-    probs, _ = _run(model, data_or_tensor, batch_size, device)
-    return probs
+    logits, _ = model_outputs(model, data_or_tensor, batch_size, device)
+    return torch.softmax(logits, dim=1)
 
 
 # -------------------------------------------------------------------------------------- metrics
@@ -227,9 +217,10 @@ def evaluate(model: nn.Module, data: DataLoader | Dataset, classes: list[str] | 
 
     ``classes`` (names, in label order) default to ``data.classes`` or ``data.dataset.classes``.
     ``most_wrong`` indexes are positions in ``data`` (for a shuffled DataLoader, in the order seen).
-    ``device=None`` uses the device the model is on.
+    ``device``: see ``tlkit.device`` (None: the best available device).
     """
-    probs, labels = _run(model, data, batch_size, device)
+    logits, labels = model_outputs(model, data, batch_size, device)
+    probs = torch.softmax(logits, dim=1)
     if labels is None:
         raise ValueError("evaluate needs labels: the data should yield (image, label) pairs. "
                          "For images without labels, use tlkit.predict.")

@@ -37,21 +37,14 @@ def extract_features(model: nn.Module, data: Dataset | DataLoader, batch_size: i
                      device: torch.device | str | None = None) -> TensorDataset:
     """The body's output (the head's input) for every item of ``data``, as a TensorDataset.
 
-    The model is run in eval mode under ``torch.inference_mode`` (no graph, no BN updates); the
-    features come back on the CPU as float32, with the labels, in the data's order.
+    The model runs with its head removed through ``tlkit.evaluation.model_outputs`` (eval mode,
+    no gradients, no BatchNorm updates, layer modes restored); the features come back on the CPU as
+    float32, with the labels, in the data's order. ``device``: see ``tlkit.device``.
     """
-    from .device import get_device
+    from .evaluation import model_outputs
 
-    device = get_device(device) if device is None or isinstance(device, str) else device
-    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size)
-    was_training = model.training
-    model.eval().to(device)
-    feats, labels = [], []
-    with head_removed(model), torch.inference_mode():
-        for images, targets in loader:
-            feats.append(model(images.to(device)).float().cpu())
-            labels.append(torch.as_tensor(targets))
-    model.train(was_training)
-    if not feats:
-        raise ValueError("extract_features got an empty data set.")
-    return TensorDataset(torch.cat(feats), torch.cat(labels).long())
+    with head_removed(model):
+        feats, labels = model_outputs(model, data, batch_size, device)
+    if labels is None:
+        raise ValueError("extract_features needs labelled data: (image, label) pairs.")
+    return TensorDataset(feats, labels)

@@ -107,6 +107,27 @@ def unfreeze_last(model: nn.Module, n: int) -> nn.Module:
     return model
 
 
+def set_trainable(model: nn.Module, trainable: str | int = "head", freeze_bn: bool = False) -> nn.Module:
+    """A whole freezing plan in one call: which parts learn, and whether BatchNorm layers learn.
+
+    ``trainable``: ``"head"`` (feature extraction: ``freeze``), a number n (the head and the last n
+    parts: ``unfreeze_last``) or ``"all"`` (full fine-tuning: ``unfreeze``). ``freeze_bn=True`` then
+    freezes every BatchNorm layer too, weights and running statistics (``freeze_batchnorm``): the
+    safe choice with few images and small batches. Returns the model.
+    """
+    if trainable == "head":
+        freeze(model)
+    elif trainable == "all":
+        unfreeze(model)
+    elif isinstance(trainable, int) and not isinstance(trainable, bool):
+        unfreeze_last(model, trainable)
+    else:
+        raise ValueError(f"trainable must be 'head', 'all' or a number of parts, got {trainable!r}.")
+    if freeze_bn:
+        freeze_batchnorm(model)
+    return model
+
+
 def _matching(model: nn.Module, names: str | list[str]) -> list[str]:
     names = [names] if isinstance(names, str) else list(names)
     all_modules = dict(model.named_modules())
@@ -224,8 +245,11 @@ def freeze_summary(model: nn.Module) -> FreezeSummary:
     return FreezeSummary(rows)
 
 
-def _no_decay(name: str, p: torch.Tensor) -> bool:
-    # Weight decay pulls weights towards zero; for biases and norm scales that only hurts.
+def no_weight_decay(name: str, p: torch.Tensor) -> bool:
+    """The one rule for which parameters get no weight decay: biases and norm scales (1-D tensors).
+
+    Weight decay pulls weights towards zero; for a bias or a norm's scale that only hurts.
+    """
     return p.ndim <= 1 or name.endswith(".bias")
 
 
@@ -236,33 +260,40 @@ def param_groups(model: nn.Module, lr: float, lr_mult: float = 1.0,
     The head gets ``lr``; each part before it gets ``lr_mult`` times the LR of the part after it
     (ULMFiT, Howard & Ruder 2018: early layers hold general features and need only small changes).
     ``lr_mult=1.0`` gives every part the same LR. Only trainable parameters are included; biases and
-    norm parameters get no weight decay.
+    norm parameters get no weight decay (``no_weight_decay``). A hand-written model whose head tlkit
+    cannot find (no ``head``/``fc``/``classifier``) still trains, as one part called "all", as long
+    as ``lr_mult`` is 1.
     """
     if not 0 < lr_mult <= 1:
         raise ValueError(f"lr_mult must be in (0, 1], got {lr_mult}: earlier parts should not learn faster.")
-    named = dict(model.named_parameters())
+    named = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if not named:
+        raise ValueError("Nothing to train: every parameter is frozen (requires_grad=False). "
+                         "Call tlkit.freeze(model) to train the head, or tlkit.unfreeze(model).")
+    try:
+        all_parts = parts(model)
+    except ValueError:
+        if lr_mult != 1.0:
+            raise
+        all_parts = [Part("all", [""])]
+    # Anything that no part covers (rare custom layers) learns at the base LR of the stem.
+    all_parts.append(Part("other", [""]))
     seen: set[int] = set()
     groups: list[dict] = []
-    all_parts = parts(model)
-    for depth, part in enumerate(reversed(all_parts)):  # head first, depth 0
-        part_lr = lr * lr_mult**depth
-        decay, no_decay = [], []
-        for path in part.modules:
-            prefix = f"{path}." if path else ""
-            for name, p in named.items():
-                if (name.startswith(prefix)) and p.requires_grad and id(p) not in seen:
-                    seen.add(id(p))
-                    (no_decay if _no_decay(name, p) else decay).append(p)
-        for suffix, params, wd in (("", decay, weight_decay), (".no_decay", no_decay, 0.0)):
-            if params:
-                groups.append({"name": part.name + suffix, "params": params, "lr": part_lr,
-                               "weight_decay": wd})
-    # Anything that no part covers (rare custom layers) learns at the base LR of the stem.
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
-    if rest:
-        groups.append({"name": "other", "params": rest, "lr": lr * lr_mult ** (len(all_parts) - 1),
-                       "weight_decay": weight_decay})
-    if not groups:
-        raise ValueError("No trainable parameters: everything is frozen. Call tlkit.freeze(model) "
-                         "(trains the head) or tlkit.unfreeze(model) first.")
+    for depth, part in enumerate(reversed(all_parts[:-1])):  # head first, depth 0
+        groups += _groups_of(part, named, seen, lr * lr_mult**depth, weight_decay)
+    groups += _groups_of(all_parts[-1], named, seen, lr * lr_mult ** (len(all_parts) - 2), weight_decay)
     return groups
+
+
+def _groups_of(part: Part, named: dict, seen: set[int], lr: float, weight_decay: float) -> list[dict]:
+    """The (up to two) parameter groups of one part: with weight decay, and without."""
+    decay, no_decay = [], []
+    for path in part.modules:
+        prefix = f"{path}." if path else ""
+        for name, p in named.items():
+            if name.startswith(prefix) and id(p) not in seen:
+                seen.add(id(p))
+                (no_decay if no_weight_decay(name, p) else decay).append(p)
+    return [{"name": part.name + suffix, "params": params, "lr": lr, "weight_decay": wd}
+            for suffix, params, wd in (("", decay, weight_decay), (".no_decay", no_decay, 0.0)) if params]

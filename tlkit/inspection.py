@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .config import get_config
+from .plots import new_figure
 
 ImageLike = Union[np.ndarray, torch.Tensor]
 
@@ -121,13 +122,11 @@ def plot_top_k(model: nn.Module, images: Mapping[str, ImageLike], k: int = 5, pe
 
     ``images`` maps a title to a raw picture (a NumPy array or a uint8 tensor 3 x H x W).
     """
-    from .plots import _figure
-
     if not images:
         raise ValueError("plot_top_k needs at least one image: pass a dict like {'cat': chelsea}.")
     per_row = max(1, min(per_row, len(images)))
     nrows = -(-len(images) // per_row)
-    fig, axes = _figure(nrows, 2 * per_row, figsize=(4.6 * per_row, 2.1 * nrows))
+    fig, axes = new_figure(nrows, 2 * per_row, figsize=(4.6 * per_row, 2.1 * nrows))
     for ax in axes.flat:
         ax.set_axis_off()
     for n, (title, image) in enumerate(images.items()):
@@ -167,14 +166,12 @@ def plot_filters(filters: torch.Tensor, ncols: int = 16, title: str | None = Non
     Each filter is stretched to [0, 1] on its own, so weak filters are as visible as strong ones:
     compare shapes and colours, not brightness between filters.
     """
-    from .plots import _figure
-
     if not isinstance(filters, torch.Tensor) or filters.ndim != 4:
         raise ValueError("filters must be a 4-D tensor out x in x kh x kw, e.g. tl.first_layer_filters(model).")
     n = len(filters)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig, axes = _figure(nrows, ncols, figsize=(0.55 * ncols, 0.55 * nrows + (0.4 if title else 0)))
+    fig, axes = new_figure(nrows, ncols, figsize=(0.55 * ncols, 0.55 * nrows + (0.4 if title else 0)))
     for k, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if k >= n:
@@ -249,12 +246,10 @@ def plot_feature_maps(maps: Mapping[str, torch.Tensor], n: int = 6, image: Image
     With ``image`` the input picture is drawn at the start of the first row. Early rows are large
     maps that follow edges and colours; late rows are small maps that light up on larger patterns.
     """
-    from .plots import _figure
-
     if not maps:
         raise ValueError("No feature maps to plot: pass the dict returned by tl.feature_maps(model, image).")
     extra = 1 if image is not None else 0
-    fig, axes = _figure(len(maps), n + extra, figsize=(1.3 * (n + extra) + 0.6, 1.35 * len(maps)))
+    fig, axes = new_figure(len(maps), n + extra, figsize=(1.3 * (n + extra) + 0.6, 1.35 * len(maps)))
     for row, (name, fmap) in enumerate(maps.items()):
         if fmap.ndim != 3:
             raise ValueError(f"Feature map {name!r} must be channels x H x W, got shape {tuple(fmap.shape)}.")
@@ -383,15 +378,13 @@ def plot_embeddings(embeddings: Mapping[str, np.ndarray], labels, classes: Seque
     """2-D points side by side, one panel per entry (title -> N x 2 points), coloured by class."""
     import matplotlib
 
-    from .plots import _figure
-
     if not embeddings:
         raise ValueError("No embeddings to plot: pass a dict like {'pretrained': points}.")
     first = next(iter(embeddings.values()))
     y = _labels(labels, len(first), "labels")
     classes = list(classes) if classes is not None else [str(c) for c in range(int(y.max()) + 1)]
     cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    fig, axes = _figure(1, len(embeddings), figsize=(4.2 * len(embeddings) + 1.6, 3.8))
+    fig, axes = new_figure(1, len(embeddings), figsize=(4.2 * len(embeddings) + 1.6, 3.8))
     for ax, (title, points) in zip(axes[0], embeddings.items()):
         points = np.asarray(points)
         if points.shape != (len(y), 2):

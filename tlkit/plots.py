@@ -39,29 +39,41 @@ class NotebookFigure(Figure):
         plt.close(self)
 
 
-def _figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6, 4)):
-    """A new figure with a grid of axes (always a 2-D array)."""
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6, 4), *,
+               pyplot: bool = True):
+    """A new figure and its ``nrows`` x ``ncols`` grid of axes (always a 2-D array: ``axes[row, col]``).
+
+    Every figure in tlkit is made here. By default it is a pyplot figure that a notebook shows once
+    below the cell (a :class:`NotebookFigure`). ``pyplot=False`` makes a plain ``Figure`` that pyplot
+    never sees: the widgets draw with it from a background thread, where pyplot's global list of
+    figures would let a half-drawn figure appear under some other cell. Such a figure is not shown by
+    itself; render it (``fig.savefig``) instead.
+    """
+    if not pyplot:
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, squeeze=False)
     import matplotlib.pyplot as plt
 
     return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, FigureClass=NotebookFigure)
 
 
-def figure_to_jpeg(fig: Figure, close: bool = True, dpi: int = 80, quality: int = 82) -> bytes:
+def figure_to_jpeg(fig: Figure, close: bool = True, dpi: int = 80, quality: int = 82, tight: bool = True) -> bytes:
     """Render a figure to JPEG bytes (white background): small files for grids of photos."""
-    import matplotlib.pyplot as plt
+    return _render(fig, "jpeg", close, dpi, tight, facecolor="white", pil_kwargs={"quality": quality})
 
+
+def figure_to_png(fig: Figure, close: bool = True, dpi: int = 80, tight: bool = True) -> bytes:
+    """The figure as PNG bytes (used for live plots); closes it by default so it is not shown again.
+
+    ``tight=True`` trims the white margin; a figure laid out with ``tight_layout()`` already has none.
+    ``close=False`` for a plain ``Figure`` (``new_figure(pyplot=False)``) keeps pyplot out of it.
+    """
+    return _render(fig, "png", close, dpi, tight)
+
+
+def _render(fig: Figure, fmt: str, close: bool, dpi: int, tight: bool, **savefig_kwargs) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="jpeg", dpi=dpi, bbox_inches="tight", facecolor="white",
-                pil_kwargs={"quality": quality})
-    if close:
-        plt.close(fig)
-    return buffer.getvalue()
-
-
-def figure_to_png(fig: Figure, close: bool = True, dpi: int = 80) -> bytes:
-    """The figure as PNG bytes (used for live plots); closes it by default so it is not shown again."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None, **savefig_kwargs)
     if close:
         import matplotlib.pyplot as plt
 
@@ -80,7 +92,7 @@ def plot_history(history) -> Figure:
     records = list(getattr(history, "records", history))
     best_epoch = getattr(history, "best_epoch", None)
     epochs = [r["epoch"] for r in records]
-    fig, axes = _figure(1, 2, figsize=(10, 3.6))
+    fig, axes = new_figure(1, 2, figsize=(10, 3.6))
     for ax, metric in zip(axes[0], ("loss", "acc")):
         for split, style in (("train", "-o"), ("val", "-s")):
             values = [r.get(f"{split}_{metric}") for r in records]
@@ -114,7 +126,7 @@ def plot_confusion(cm, classes: Sequence[str] | None = None, normalize: bool = F
         totals = values.sum(axis=1, keepdims=True)
         values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
     size = min(2.5 + 0.55 * n, 14)
-    fig, axes = _figure(figsize=(size, size * 0.9))
+    fig, axes = new_figure(figsize=(size, size * 0.9))
     ax = axes[0, 0]
     ax.imshow(values, cmap="Blues", vmin=0)
     ax.set_xticks(range(n), labels=classes, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
@@ -170,7 +182,7 @@ def show_images(images, labels=None, preds=None, classes: Sequence[str] | None =
         raise ValueError("show_images got no images to show.")
     ncols = max(1, min(ncols, len(images)))
     nrows = (len(images) + ncols - 1) // ncols
-    fig, axes = _figure(nrows, ncols, figsize=(1.9 * ncols, 2.1 * nrows))
+    fig, axes = new_figure(nrows, ncols, figsize=(1.9 * ncols, 2.1 * nrows))
     for k, ax in enumerate(axes.flat):
         if k >= len(images):
             fig.delaxes(ax)  # an empty slot in the last row
@@ -195,7 +207,7 @@ def plot_lr_find(result) -> Figure:
 
     Three lines: the raw loss per step (faint), the smoothed loss, and a dot at the suggestion.
     """
-    fig, axes = _figure(figsize=(6, 4))
+    fig, axes = new_figure(figsize=(6, 4))
     ax = axes[0, 0]
     ax.plot(result.lrs, result.raw_losses, color="tab:blue", alpha=0.25, label="loss per step")
     ax.plot(result.lrs, result.losses, color="tab:blue", label="smoothed loss")

@@ -1,7 +1,8 @@
 """What the learner sees while a model trains: progress bars and a live plot.
 
-Kept apart from the training loop so that ``fit()`` stays readable: the loop calls ``bar.update()``
-and ``live.update(history)``, and this module decides how (and whether) to show them.
+Kept apart from the training loop so that ``fit()`` stays readable: ``fit`` hands its callbacks
+(``tlkit.callbacks.ProgressReport``, ``LivePlot`` below) to the loop, and this module decides how
+(and whether) to show things.
 
 - Bars come from ``tqdm.auto``: a widget in Jupyter, a text bar on stderr in a terminal.
 - The live plot only draws inside Jupyter; anywhere else it does nothing. Matplotlib is imported
@@ -10,6 +11,8 @@ and ``live.update(history)``, and this module decides how (and whether) to show 
 from __future__ import annotations
 
 from typing import Any
+
+from .callbacks import Callback
 
 
 def in_notebook() -> bool:
@@ -44,7 +47,7 @@ def write(line: str, bars_shown: bool) -> None:
         print(line)
 
 
-class LivePlot:
+class LivePlot(Callback):
     """Redraws the training curves after each epoch, in one output area of a Jupyter cell.
 
     The first ``update`` creates a display area (an IPython display handle); later updates replace
@@ -55,6 +58,9 @@ class LivePlot:
     def __init__(self, enabled: bool = True):
         self.enabled = enabled and in_notebook()
         self._handle: Any = None
+
+    def on_epoch_end(self, run) -> None:
+        self.update(run.history)
 
     def update(self, history) -> None:
         if not self.enabled or len(history) == 0:

@@ -1,32 +1,18 @@
 """A fine-tuning recipe: every choice in one plain record, and ``finetune`` that follows it.
 
-``tlkit finetune DATA_DIR`` and ``tlkit.recipes.finetune(...)`` run the same code. The defaults in
-``Recipe.default()`` are the winner of measured comparisons on small data sets on a 2-core CPU
-(``benchmarks/recipe_seeds.py`` and the tables in ``benchmarks/README.md``), not guesses:
+A :class:`Recipe` is a frozen dataclass holding everything that decides how a fine-tune goes (model,
+epochs, image size, LR, what trains, augmentation, ...). ``tlkit finetune DATA_DIR`` and
+``tlkit.recipes.finetune(...)`` run the same code with it. ``Recipe.default()`` and why:
 
-- train the head and the last 6 parts (for EfficientNet-Lite0: blocks 2-6 and the 1x1 "neck"), with
-  discriminative LRs: the head at ``lr``, each earlier part at 0.7x the LR of the part after it;
-- keep the stem and the first two blocks frozen: at 0.7x per part their LR would be under 10 % of the
-  head's, so they would barely move, yet their backward pass is the costliest one (the largest
-  feature maps). Freezing them made a 10-epoch run ~20 % faster; on the course and shapes data sets
-  accuracy moved by less than the spread between seeds;
-- keep every BatchNorm layer frozen (statistics and all): with BatchNorm learning, a 24-image data set
-  fell to chance, and BatchNorm-learning variants were 12-13 points behind on the shapes data set;
-- validate after every epoch and keep the best epoch's weights (worth up to 6 points on held-out data);
-- augment with random resized crops only, no horizontal flips. A flip is safe only when a mirrored
-  image keeps its label, and tlkit cannot know that about your data: it turns a left arrow into a
-  right arrow, and a "2" or a printed word into something no test image looks like. Without flips the
-  recipe gained 6 points on the course data (arrows) and 3 on scikit-learn's digits, and lost at
-  most 1.5 on sets where flips are harmless. If they are harmless in your data, ask for them:
-  ``--augment crop,flip``.
+- ``freeze="last:6"``, ``lr_mult=0.7`` (each earlier part at 0.7x the LR of the next): the frozen early
+  parts would barely move at that LR, and skipping their backward pass is faster at no cost in accuracy.
+- ``freeze_bn=True``: BatchNorm statistics rebuilt from a few small batches wreck tiny data sets.
+- ``val_each_epoch=True``: keeping the best epoch's weights protects against a late bad epoch.
+- ``augment="crop"``: a horizontal flip changes the label of arrows, digits and text; ask for it with
+  ``augment="crop,flip"`` when a mirrored image keeps its label.
 
-Over four small data sets it beat a plain PyTorch loop that trains every layer with crops and flips
-on three (by 5-9 points), in about half its time (with ``tl.fit``'s channels_last on CPUs). On the
-course data and digits most of that lead is the flip choice (the plain loop without flips comes within
-1-2 points); on the shapes data, where flips are harmless, it is all the rest of the recipe. It is not
-best everywhere: on data far from ImageNet in low-level statistics (microscopy, astronomy; the
-``materials`` set) the plain loop still wins by about 3 points (benchmarks/README.md, "Recipe over
-seeds on four data sets" and "Without flips").
+These are measured choices, not guesses: the numbers (over seeds, against a plain PyTorch loop, and
+where the plain loop still wins) are in ``benchmarks/README.md``, made by ``benchmarks/recipe_seeds.py``.
 """
 from __future__ import annotations
 
@@ -35,8 +21,6 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import torch
 
 FREEZE_PLANS = ("head", "none", "gradual", "last:N")
 
@@ -50,7 +34,7 @@ class Recipe:
     everything, with discriminative LRs (``lr_mult`` per part, going down the network).
     freeze_bn: keep every BatchNorm layer frozen (see ``tlkit.freezing.freeze_batchnorm``).
     augment: training augmentations, names joined by commas (``"crop,flip"``), ``"default"`` (the
-    ``tlkit.train_transforms`` default: crop and flip) or ``"none"``; see ``augmentations()``.
+    ``tlkit.train_transforms`` default: crop, no flip) or ``"none"``; see ``augmentations()``.
     augment_strength: how far the augmentations go (see ``tlkit.train_transforms``).
     val_each_epoch: evaluate on the validation split after every epoch and keep the best epoch's
     weights; False trains for ``epochs`` and keeps the last weights (no time spent validating).
@@ -114,26 +98,13 @@ class Recipe:
                          "(e.g. last:2).")
 
 
-def apply_freeze(model: torch.nn.Module, kind: str, n: int = 0, freeze_bn: bool = False) -> None:
-    """Set requires_grad according to a freeze plan (gradual starts with the head only)."""
-    from .freezing import freeze, freeze_batchnorm, unfreeze, unfreeze_last
-
-    if kind in ("head", "gradual"):
-        freeze(model)
-    elif kind == "none":
-        unfreeze(model)
-    else:
-        unfreeze_last(model, n)
-    if freeze_bn:
-        freeze_batchnorm(model)
-
-
 def train_with_recipe(model, train, val, recipe: Recipe, *, device=None, progress: bool = True):
     """Fit ``model`` following ``recipe``; returns the list of History objects (one per stage)."""
+    from .freezing import set_trainable
     from .train import fit
 
     kind, n = recipe.freeze_plan()
-    apply_freeze(model, kind, n, recipe.freeze_bn)
+    set_trainable(model, {"head": "head", "gradual": "head", "none": "all"}.get(kind, n), recipe.freeze_bn)
     if not recipe.val_each_epoch:
         val = None  # fit then keeps the epoch with the lowest training loss (with one-cycle: the last)
     common = dict(batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
@@ -145,7 +116,7 @@ def train_with_recipe(model, train, val, recipe: Recipe, *, device=None, progres
     # Stage 1: a random head on a frozen body, so that its first big gradients cannot wreck the body.
     first = fit(model, train, val, epochs=recipe.head_epochs, lr=recipe.lr, **common)
     # Stage 2: everything trains, the body more gently (lower LR, lower still for early parts).
-    apply_freeze(model, "none", freeze_bn=recipe.freeze_bn)
+    set_trainable(model, "all", recipe.freeze_bn)
     second = fit(model, train, val, epochs=recipe.epochs - recipe.head_epochs,
                  lr=recipe.lr * recipe.body_lr_factor, lr_mult=recipe.lr_mult, **common)
     return [first, second]
@@ -156,56 +127,35 @@ def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | P
     """Fine-tune on an ImageFolder tree, evaluate, save; returns a JSON-ready result dict.
 
     Reads ``data_dir/train/<class>/*`` and evaluates on ``test/`` if present, else ``val/`` (a
-    stratified part of train/ when neither exists). On CUDA out-of-memory it retries with half the
-    batch size and says so.
+    stratified part of train/ when neither exists). On out-of-memory (CUDA or MPS, see
+    ``tlkit.batch_size.is_out_of_memory``) it retries with half the batch size and says so.
     """
     from .checkpoint import save_model
-    from .data import eval_transforms, load_folder_splits, train_transforms
-    from .device import describe_device, get_device, seed_everything
+    from .data import load_folder_splits
+    from .device import describe_device, get_device
     from .evaluation import evaluate
-    from .models import load_pretrained
 
     recipe = recipe or Recipe.default()
     recipe.validate()
     dev = get_device(device)
     start = time.perf_counter()
     splits = load_folder_splits(data_dir, image_size=recipe.image_size, seed=recipe.seed)
-    eval_name, eval_set = ("test", splits.test) if splits.test is not None else ("val", splits.val)
-    batch_size = recipe.batch_size
-    while True:
-        seed_everything(recipe.seed)
-        model = load_pretrained(recipe.model, num_classes=len(splits.classes), classes=list(splits.classes))
-        cfg = model.tlkit_config
-        data = splits.with_transforms(train_transforms(cfg, recipe.image_size, augment=recipe.augmentations(),
-                                                       strength=recipe.augment_strength),
-                                      eval_transforms(cfg, recipe.image_size))
-        try:
-            histories = train_with_recipe(model, data.train, data.val, recipe.updated(batch_size=batch_size),
-                                          device=dev, progress=progress)
-            break
-        except torch.cuda.OutOfMemoryError:
-            if batch_size == 1:
-                raise
-            batch_size = max(1, batch_size // 2)
-            torch.cuda.empty_cache()
-            warnings.warn(f"CUDA ran out of memory; retrying with --batch-size {batch_size}. "
-                          "Pass a smaller --batch-size or --image-size to skip this retry.")
-    eval_data = data.test if eval_name == "test" else data.val
-    report = evaluate(model, eval_data, classes=list(splits.classes), device=dev)
-    seconds = time.perf_counter() - start
+    eval_name = "test" if splits.test is not None else "val"
+    model, data, histories, recipe = _train_until_it_fits(splits, recipe, dev, progress)
+    report = evaluate(model, getattr(data, eval_name), classes=list(splits.classes), device=dev)
     result = {
         "accuracy": report.accuracy,
         "macro_f1": report.macro_f1,
         "per_class": report.per_class,
         "confusion": report.confusion.tolist(),
         "eval_split": eval_name,
-        "n_eval": len(eval_set),
+        "n_eval": len(getattr(splits, eval_name)),
         "n_train": len(splits.train),
         "classes": list(splits.classes),
-        "seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - start, 2),
         "device": describe_device(dev),
         "model": recipe.model,
-        "recipe": asdict(recipe.updated(batch_size=batch_size)),
+        "recipe": asdict(recipe),
         "history": [h.to_dict() for h in histories],
         "skipped_files": len(getattr(splits.train, "skipped", []) or []),
     }
@@ -215,3 +165,32 @@ def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | P
         (Path(folder) / "metrics.json").write_text(json.dumps(result, indent=2))
         result["out"] = str(folder)
     return result
+
+
+def _train_until_it_fits(splits, recipe: Recipe, device, progress: bool):
+    """A fresh pretrained model trained by ``recipe``; on out-of-memory, again with half the batch size.
+
+    Returns the model, the data with the model's transforms, the histories and the recipe that ran.
+    """
+    from .batch_size import free_cached_memory, is_out_of_memory
+    from .data import eval_transforms, train_transforms
+    from .device import seed_everything
+    from .models import load_pretrained
+
+    while True:
+        seed_everything(recipe.seed)
+        model = load_pretrained(recipe.model, num_classes=len(splits.classes), classes=list(splits.classes))
+        cfg = model.tlkit_config
+        data = splits.with_transforms(train_transforms(cfg, recipe.image_size, augment=recipe.augmentations(),
+                                                       strength=recipe.augment_strength),
+                                      eval_transforms(cfg, recipe.image_size))
+        try:
+            return model, data, train_with_recipe(model, data.train, data.val, recipe, device=device,
+                                                  progress=progress), recipe
+        except Exception as err:  # only out-of-memory is retried; anything else is a real bug
+            if not is_out_of_memory(err) or recipe.batch_size == 1:
+                raise
+            recipe = recipe.updated(batch_size=max(1, recipe.batch_size // 2))
+            free_cached_memory(device)
+            warnings.warn(f"{device.type.upper()} ran out of memory; retrying with --batch-size {recipe.batch_size}. "
+                          "Pass a smaller --batch-size or --image-size to skip this retry.")

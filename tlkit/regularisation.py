@@ -8,7 +8,7 @@ their *starting point* instead:
 
     penalty = alpha/2 * sum over body weights of (w - w_pretrained)^2  +  beta/2 * sum over head weights of w^2
 
-This module holds that penalty (``L2SP``, passed to ``tlkit.fit(..., regularizer=...)``), dropout
+This module holds that penalty (``L2SP``, passed to ``tlkit.fit(..., penalty=...)``), dropout
 in front of the head (``add_head_dropout``), and a way to measure how far fine-tuning moved the
 weights (``snapshot_weights`` + ``weight_drift`` / ``drift_by_part``).
 """
@@ -77,7 +77,7 @@ class L2SP:
     Create it *before* training (it snapshots the current weights as the starting point), then::
 
         penalty = tl.L2SP(model, alpha=0.01, beta=0.01)
-        tl.fit(model, train, val, weight_decay=0.0, regularizer=penalty)
+        tl.fit(model, train, val, weight_decay=0.0, penalty=penalty)
 
     ``alpha`` weighs the body's distance to its start; ``beta`` is plain L2 on the head (a new
     head has no pretrained value). Use ``weight_decay=0`` with it, else AdamW also pulls every

@@ -13,25 +13,27 @@
 
 Read ``train_one_epoch`` below to see exactly that. Everything else in this file is what makes the
 loop safe to run in a classroom: frozen BatchNorm layers kept frozen, a clear message when the loss
-explodes, Ctrl-C (or Jupyter's stop button) returning what was learned so far, early stopping, and
-a history you can plot and save.
+explodes, Ctrl-C (or Jupyter's stop button) returning what was learned so far, the best epoch's
+weights kept, and a history you can plot and save. What only watches training (progress bars, a
+live plot, early stopping, the widgets' curves) is a callback: ``tlkit/callbacks.py``.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .device import get_device, seed_everything
+from .callbacks import Callback, EarlyStopping, ProgressReport, Run
+from .data.loaders import make_loader
+from .device import Accelerator, get_device, seed_everything, state_on_cpu
+from .evaluation import model_outputs
 from .freezing import param_groups, set_frozen_bn_eval
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -179,25 +181,24 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
         early_stopping: int | None = None, restore_best: bool = True, monitor: str = "val_acc",
         device: torch.device | str | None = None, amp: bool | str = "auto",
         channels_last: bool | str = "auto", progress: bool = True, live_plot: bool = False,
-        seed: int | None = None, verbose: bool = True,
-        batch_transform: Callable | None = None,
-        regularizer: Callable[[], torch.Tensor] | None = None) -> History:
+        seed: int | None = None, verbose: bool = True, batch_transform: Callable | None = None,
+        penalty: Callable[[], torch.Tensor] | None = None, callbacks: list[Callback] = ()) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; return the ``History``.
 
     The optimiser is AdamW over ``tlkit.param_groups`` (only trainable parameters; ``lr_mult < 1``
-    gives earlier parts smaller learning rates). The LR follows ``schedule`` and changes every batch:
-    "onecycle" (warm up to ``lr`` then anneal, the usual choice for fine-tuning), "cosine" (linear
-    warm-up over ``warmup`` of the steps, then cosine down to 0) or "constant" (warm-up, then ``lr``).
+    gives earlier parts smaller learning rates). The LR follows ``schedule`` and changes every batch
+    (``make_scheduler``: "onecycle", "cosine" or "constant"; ``warmup`` is a fraction of the steps).
     After every epoch the model is evaluated on ``val`` and a CPU copy of the best weights (by
     ``monitor``; train loss when there is no ``val``; equal accuracies are decided by the loss) is
     kept, and ``restore_best`` loads it at the end.
 
-    ``train``/``val`` may be DataLoaders or Datasets (wrapped in a DataLoader with ``batch_size``).
-    ``early_stopping=n`` stops after n epochs without improvement. On CUDA, ``amp`` ("auto") uses
-    bf16 (or fp16 with a gradient scaler); ``channels_last`` ("auto": on CUDA and CPUs) switches the
-    model and images to a memory layout that convolutions run faster on (``Accelerator.choose``).
-    Ctrl-C stops training and keeps the best weights; a NaN/inf loss stops it with advice.
-    The model stays on ``device`` afterwards.
+    ``train``/``val``: DataLoaders or Datasets (batched by ``tlkit.make_loader`` with ``batch_size``).
+    ``early_stopping=n`` stops after n epochs without improvement. ``device``: see ``tlkit.device``
+    (None: the best available); the model stays there afterwards. On CUDA, ``amp`` ("auto") uses
+    bf16 (or fp16 with a gradient scaler); ``channels_last`` ("auto": on CUDA and CPUs) switches to a
+    memory layout convolutions run faster on (``tlkit.device.Accelerator``). Ctrl-C stops training
+    and keeps the best weights; a NaN/inf loss stops it with advice. ``callbacks``: code to run
+    after every batch and epoch (``tlkit/callbacks.py``), after fit's own progress report.
 
     Two hooks change what a training step does (validation is never affected):
 
@@ -206,158 +207,133 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
       labels (N, num_classes); the loss accepts both. On mixed batches there is no single right
       answer, so ``train_acc`` then counts a prediction as right when it names the class with the
       largest share of the mixed target: a rough progress signal, not comparable with ``val_acc``.
-    - ``regularizer() -> scalar tensor`` is added to the loss of every step, e.g. ``tlkit.L2SP``.
+    - ``penalty() -> scalar tensor`` is added to the loss of every step, e.g. ``tlkit.L2SP``.
       ``train_loss`` stays the data loss alone, so that it can be compared with ``val_loss``.
     """
-    _check_arguments(epochs, lr, schedule, monitor, warmup, early_stopping)
+    _check_arguments(epochs, lr, schedule, monitor, warmup)
     if seed is not None:
         seed_everything(seed)
     device = get_device(device)
-    train_loader = _as_loader(train, batch_size, shuffle=True, device=device, name="train")
-    val_loader = None if val is None else _as_loader(val, batch_size, shuffle=False, device=device, name="val")
-    if val_loader is None:
-        monitor = "train_loss" if monitor.startswith("val") else monitor
+    train_loader = make_loader(train, batch_size, shuffle=True, name="train", device=device)
+    val_loader = None if val is None else make_loader(val, batch_size, name="val", device=device)
+    if val_loader is None and monitor.startswith("val"):
+        monitor = "train_loss"
     accel = Accelerator.choose(device, amp, channels_last)
     accel.prepare(model)
-
-    groups = make_param_groups(model, lr, lr_mult, weight_decay)
-    optimizer = torch.optim.AdamW(groups)
+    optimizer = torch.optim.AdamW(param_groups(model, lr, lr_mult=lr_mult, weight_decay=weight_decay))
     scheduler = make_scheduler(optimizer, schedule, epochs * len(train_loader), warmup)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    # fp16 gradients can underflow to zero; the scaler multiplies the loss first. A no-op otherwise.
-    scaler = torch.amp.GradScaler(device.type, enabled=accel.dtype == torch.float16)
-
-    history = History(monitor=monitor, groups=_describe_groups(groups))
+    history = History(monitor=monitor, groups=_describe_groups(optimizer.param_groups))
     best = BestWeights(model, monitor)  # starts as a copy of the weights before training
-    epoch_bar = _bar(epochs, "epochs", progress)
-    batch_bar = _bar(len(train_loader), "batches", progress, leave=False)
-    live = _live_plot(live_plot)
+    run = Run(model, epochs, len(train_loader), history,
+              callbacks=_standard_callbacks(progress, verbose, live_plot, early_stopping) + list(callbacks))
+    step = Step(model, loss_fn, optimizer, scheduler, accel, grad_clip, batch_transform, penalty)
+    run.event("fit_start")
     try:
-        for epoch in range(1, epochs + 1):
+        for run.epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            batch_bar.reset(total=len(train_loader))
-            train_loss, train_acc = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler,
-                                                    scaler, accel, grad_clip=grad_clip, history=history,
-                                                    bar=batch_bar, batch_transform=batch_transform,
-                                                    regularizer=regularizer)
+            train_loss, train_acc = train_one_epoch(step, train_loader, run)
             val_loss, val_acc = validate(model, val_loader, loss_fn, accel) if val_loader else (None, None)
-            record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                      "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
-                      "seconds": time.perf_counter() - start}
-            history.records.append(record)
-            best.update(record, model)
-            _show_epoch(record, epochs, epoch_bar, live, history, progress, verbose)
-            if early_stopping is not None and epoch - best.epoch >= early_stopping:
-                history.stopped_reason = "early_stopping"
+            run.record = {"epoch": run.epoch, "train_loss": train_loss, "train_acc": train_acc,
+                          "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
+                          "seconds": time.perf_counter() - start}
+            history.records.append(run.record)
+            best.update(run.record, model)
+            run.event("epoch_end")
+            if run.stop:
+                history.stopped_reason = run.stop
                 break
     except TrainingDiverged as diverged:
         best.restore(model)  # the current weights are NaN/inf garbage
         history.stopped_reason = "diverged"
-        history.message = _divergence_message(diverged, lr, best)
-        _tell(history.message, progress, verbose, warn=True)
-    except KeyboardInterrupt:  # Ctrl-C, or the stop button in Jupyter
+        history.message = _divergence_message(diverged, run.step, lr, best)
+    except KeyboardInterrupt:  # Ctrl-C, the stop button in Jupyter, or a widget's Stop
         history.stopped_reason = "interrupted"
-    finally:
-        batch_bar.close()
-        epoch_bar.close()
-
     if history.stopped_reason != "diverged":
         if restore_best:
             best.restore(model)
         history.message = _end_message(history, best, restore_best)
-        if verbose:
-            _tell(history.message, progress, verbose)
+    run.event("fit_end")
     return history
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-                    optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler,
-                    accel: Accelerator, *, grad_clip: float | None = None,
-                    history: History | None = None, bar=None, batch_transform: Callable | None = None,
-                    regularizer: Callable[[], torch.Tensor] | None = None) -> tuple[float, float]:
+class Step:
+    """One training step: forward, loss, backward, optimiser step, schedule (see ``train_one_epoch``).
+
+    ``grad_clip``, ``batch_transform`` and ``penalty``: see ``fit``. On CUDA with fp16, a gradient
+    scaler multiplies the loss first so that small gradients do not underflow to zero (a no-op
+    otherwise).
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                 accel: Accelerator, grad_clip: float | None = None, batch_transform: Callable | None = None,
+                 penalty: Callable[[], torch.Tensor] | None = None):
+        self.model, self.loss_fn, self.optimizer, self.scheduler, self.accel = model, loss_fn, optimizer, scheduler, accel
+        self.grad_clip, self.batch_transform, self.penalty = grad_clip, batch_transform, penalty
+        self.scaler = torch.amp.GradScaler(accel.device.type, enabled=accel.dtype == torch.float16)
+
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """Backward pass and weight update, through the gradient scaler (and clipping, if asked)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)       # clip the real gradients, not scaled ones
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+def train_one_epoch(step: Step, loader: DataLoader, run: Run | None = None) -> tuple[float, float]:
     """One pass over the training data, one optimiser step per batch; returns (mean loss, accuracy).
 
-    ``batch_transform`` and ``regularizer``: see ``fit``. The returned loss is the data loss only.
+    The returned loss is the data loss only (without ``step.penalty``).
     """
+    model, accel = step.model, step.accel
     model.train()
     set_frozen_bn_eval(model)  # frozen BatchNorm layers keep their pretrained running statistics
     total_loss, correct, seen = 0.0, 0, 0
     for images, labels in loader:
         images, labels = accel.to_device(images, labels)
-        if batch_transform is not None:                   # e.g. MixUp/CutMix: soft labels
-            images, labels = batch_transform(images, labels)
+        if step.batch_transform is not None:              # e.g. MixUp/CutMix: soft labels
+            images, labels = step.batch_transform(images, labels)
         with accel.autocast():
             logits = model(images)                        # 1. forward
-            loss = loss_fn(logits, labels)                # 2. loss
-        total = loss if regularizer is None else loss + regularizer()  # e.g. L2-SP's penalty
+            loss = step.loss_fn(logits, labels)           # 2. loss
+        total = loss if step.penalty is None else loss + step.penalty()  # e.g. L2-SP's penalty
         if not torch.isfinite(total):
-            raise TrainingDiverged(total.item(), step=len(history.step_losses) if history else 0)
-
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()                    # 3. backward (gradients of the loss)
-        if grad_clip is not None:
-            scaler.unscale_(optimizer)                    # clip the real gradients, not scaled ones
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)                            # 4. step (update the weights)
-        scaler.update()
-        if history is not None:
-            history.step_lrs.append(optimizer.param_groups[0]["lr"])
-            history.step_losses.append(loss.item())
-        scheduler.step()                                  # 5. schedule (LR for the next batch)
+            raise TrainingDiverged(total.item())
+        step.backward_and_step(total)                     # 3. backward and 4. step
+        lr = step.optimizer.param_groups[0]["lr"]
+        step.scheduler.step()                             # 5. schedule (LR for the next batch)
 
         n = labels.size(0)
         total_loss += loss.item() * n
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # soft labels: the largest share
         correct += (logits.argmax(dim=1) == hard).sum().item()
         seen += n
-        if bar is not None:
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
-            bar.update(1)
+        if run is not None:
+            run.step, run.batch_loss, run.lr = run.step + 1, loss.item(), lr
+            run.history.step_lrs.append(lr)
+            run.history.step_losses.append(run.batch_loss)
+            run.event("batch_end")
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
 def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
              accel: Accelerator | None = None) -> tuple[float, float]:
-    """Mean loss and accuracy on ``loader`` in eval mode (BatchNorm and dropout in inference mode)."""
-    accel = accel or Accelerator(next(model.parameters()).device)
-    model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
-    with torch.inference_mode():  # no gradients are recorded: faster, and less memory
-        for images, labels in loader:
-            images, labels = accel.to_device(images, labels)
-            with accel.autocast():
-                logits = model(images)
-                loss = loss_fn(logits, labels)
-            total_loss += loss.float().item() * labels.size(0)
-            correct += (logits.argmax(dim=1) == labels).sum().item()
-            seen += labels.size(0)
-    return total_loss / max(seen, 1), correct / max(seen, 1)
+    """Mean loss and accuracy on ``loader`` (``tlkit.evaluation.model_outputs``: eval mode, no gradients)."""
+    logits, labels = model_outputs(model, loader, accel=accel or Accelerator.of(model))
+    return loss_fn(logits, labels).item(), (logits.argmax(dim=1) == labels).float().mean().item()
 
 
-# ------------------------------------------------------------------------- optimiser and schedule
-def make_param_groups(model: nn.Module, lr: float, lr_mult: float = 1.0,
-                      weight_decay: float = 0.0) -> list[dict]:
-    """AdamW parameter groups: ``tlkit.param_groups``, or one group for models without a known head.
+def _standard_callbacks(progress: bool, verbose: bool, live_plot: bool, early_stopping: int | None) -> list:
+    from .progress import LivePlot
 
-    ``param_groups`` needs to find the model's parts (stem, blocks, head). A hand-written model
-    without a ``head``/``fc``/``classifier`` attribute still trains, with one LR for everything.
-    """
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if not trainable:
-        raise ValueError("Nothing to train: every parameter is frozen (requires_grad=False). "
-                         "Call tlkit.freeze(model) to train the head, or tlkit.unfreeze(model).")
-    try:
-        return param_groups(model, lr, lr_mult=lr_mult, weight_decay=weight_decay)
-    except ValueError:
-        if lr_mult != 1.0:
-            raise
-    decay = [p for name, p in trainable if p.ndim > 1]
-    no_decay = [p for name, p in trainable if p.ndim <= 1]  # biases and norm scales: no decay
-    groups = [{"name": "all", "params": decay, "lr": lr, "weight_decay": weight_decay},
-              {"name": "all.no_decay", "params": no_decay, "lr": lr, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    callbacks = [ProgressReport(progress, verbose), LivePlot(live_plot)]
+    return callbacks + ([EarlyStopping(early_stopping)] if early_stopping is not None else [])
 
 
+# ------------------------------------------------------------------------------------- schedule
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
                    warmup: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
     """A per-batch LR schedule over ``total_steps`` steps (every group keeps its relative LR).
@@ -403,7 +379,7 @@ class BestWeights:
         self.score: tuple[float, ...] | None = None
         self.value: float | None = None  # the monitored metric at the best epoch
         self.epoch = 0
-        self.state = _cpu_copy(model)
+        self.state = state_on_cpu(model)
 
     def update(self, record: dict, model: nn.Module) -> bool:
         """Keep the model's weights if this epoch beats the best so far; return whether it did."""
@@ -411,30 +387,26 @@ class BestWeights:
         improved = self.score is None or new > self.score
         if improved:
             self.score, self.value, self.epoch = new, record[self.monitor], record["epoch"]
-            self.state = _cpu_copy(model)
+            self.state = state_on_cpu(model)
         return improved
 
     def restore(self, model: nn.Module) -> None:
         model.load_state_dict(self.state)  # copies into the existing tensors: the device is kept
 
 
-def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
 # ------------------------------------------------------------------------------------ divergence
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the weights can no longer be trusted."""
 
-    def __init__(self, loss: float, step: int):
-        super().__init__(f"loss became {loss} at step {step}")
-        self.loss, self.step = loss, step
+    def __init__(self, loss: float):
+        super().__init__(f"loss became {loss}")
+        self.loss = loss
 
 
-def _divergence_message(err: TrainingDiverged, lr: float, best: BestWeights) -> str:
+def _divergence_message(err: TrainingDiverged, steps_done: int, lr: float, best: BestWeights) -> str:
     restored = (f"the weights from epoch {best.epoch} (the best so far)" if best.epoch
                 else "the weights from before training")
-    return (f"Training diverged: the loss became {err.loss} at step {err.step + 1}, so training "
+    return (f"Training diverged: the loss became {err.loss} at step {steps_done + 1}, so training "
             f"stopped and {restored} were restored. The learning rate lr={lr:g} is probably too "
             f"high: try a lower one, e.g. lr={lr / 10:g}, or run tlkit.lr_find(model, train) to "
             "choose it.")
@@ -442,7 +414,7 @@ def _divergence_message(err: TrainingDiverged, lr: float, best: BestWeights) -> 
 
 def _end_message(history: History, best: BestWeights, restored: bool) -> str:
     reason = {"completed": "Finished", "early_stopping": "Stopped early (no improvement)",
-              "interrupted": "Interrupted"}[history.stopped_reason]
+              "interrupted": "Interrupted"}.get(history.stopped_reason, f"Stopped ({history.stopped_reason})")
     text = f"{reason} after {len(history)} epoch(s)"
     if best.epoch and restored:
         text += f"; restored the best weights (epoch {best.epoch}, {history.monitor} {best.value:.4f})"
@@ -451,74 +423,7 @@ def _end_message(history: History, best: BestWeights, restored: bool) -> str:
     return text + "."
 
 
-# ------------------------------------------------------------------------------ devices and data
-@dataclass
-class Accelerator:
-    """Where and how tensors run: the device, the autocast dtype (None = fp32), channels_last."""
-
-    device: torch.device
-    dtype: torch.dtype | None = None
-    channels_last: bool = False
-
-    @classmethod
-    def choose(cls, device: torch.device, amp: bool | str = "auto",
-               channels_last: bool | str = "auto") -> Accelerator:
-        """Mixed precision only on CUDA. channels_last ("auto") on CUDA and on CPUs, not on Apple MPS.
-
-        channels_last stores images as N x H x W x C: convolution kernels (cuDNN, and oneDNN on CPUs)
-        run faster on it. ``benchmarks/cpu_settings.py`` measured a 2-core CPU: a training step of
-        EfficientNet-Lite0 at 128 px 23 % faster, and a whole fine-tune ~40 % faster.
-        """
-        on_cuda = device.type == "cuda"
-        dtype = None
-        if on_cuda and amp in ("auto", True, "bf16", "fp16"):
-            bf16_ok = torch.cuda.is_bf16_supported()
-            dtype = torch.bfloat16 if (amp == "bf16" or (amp != "fp16" and bf16_ok)) else torch.float16
-        use_cl = channels_last is True or (device.type in ("cuda", "cpu") and channels_last == "auto")
-        return cls(device, dtype, use_cl)
-
-    def prepare(self, model: nn.Module) -> None:
-        model.to(self.device)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
-
-    def to_device(self, images: torch.Tensor, labels: torch.Tensor):
-        images = images.to(self.device, non_blocking=True)
-        if self.channels_last and images.dim() == 4:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images, labels.to(self.device, non_blocking=True)
-
-    def autocast(self):
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
-
-
-def _as_loader(data: Any, batch_size: int, shuffle: bool, device: torch.device, name: str) -> DataLoader:
-    """``data`` itself if it is a DataLoader, else a DataLoader over it (in-process: no workers).
-
-    Workers are left out on purpose: for the small in-memory data sets of the course they add
-    start-up time, and in notebooks on Windows/macOS they can crash.
-    """
-    if isinstance(data, DataLoader):
-        if len(data) == 0:
-            raise ValueError(f"The {name} DataLoader yields no batches.")
-        return data
-    n = len(data)
-    if n == 0:
-        raise ValueError(f"The {name} data set is empty.")
-    if batch_size > n:
-        if shuffle:  # only worth a warning for training: it means one step per epoch
-            warnings.warn(f"batch_size={batch_size} is larger than the {n} {name} examples; "
-                          f"using batch_size={n}.", stacklevel=3)
-        batch_size = n
-    # A last training batch of one example breaks BatchNorm ("Expected more than 1 value"): drop it.
-    drop_last = shuffle and n % batch_size == 1 and n > 1
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      num_workers=0, pin_memory=device.type == "cuda")
-
-
-def _check_arguments(epochs, lr, schedule, monitor, warmup, early_stopping) -> None:
+def _check_arguments(epochs, lr, schedule, monitor, warmup) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}.")
     if not lr > 0:
@@ -530,44 +435,3 @@ def _check_arguments(epochs, lr, schedule, monitor, warmup, early_stopping) -> N
         raise ValueError(f"monitor must be one of {tuple(MONITORS)}, got {monitor!r}.")
     if not 0 <= warmup < 1:
         raise ValueError(f"warmup is a fraction of the training steps in [0, 1), got {warmup!r}.")
-    if early_stopping is not None and early_stopping < 1:
-        raise ValueError(f"early_stopping is a patience in epochs (>= 1) or None, got {early_stopping!r}.")
-
-
-# ------------------------------------------------------------------------------------- showing
-def _bar(total: int, desc: str, enabled: bool, leave: bool = True):
-    from .progress import progress_bar
-
-    return progress_bar(total, desc, enabled=enabled, leave=leave, unit="epoch" if desc == "epochs" else "batch")
-
-
-def _live_plot(enabled: bool):
-    from .progress import LivePlot
-
-    return LivePlot(enabled)
-
-
-def _show_epoch(record: dict, epochs: int, epoch_bar, live, history: History, progress: bool,
-                verbose: bool) -> None:
-    """Update the epoch bar and live plot; when verbose, print one short line for the epoch."""
-    postfix = {"loss": f"{record['train_loss']:.3f}", "acc": f"{record['train_acc']:.3f}"}
-    if record["val_acc"] is not None:
-        postfix["val_acc"] = f"{record['val_acc']:.3f}"
-    epoch_bar.set_postfix(postfix, refresh=False)
-    epoch_bar.update(1)
-    live.update(history)
-    if verbose:
-        line = f"epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.4f}  " \
-               f"train_acc {record['train_acc']:.3f}"
-        if record["val_acc"] is not None:
-            line += f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_acc']:.3f}"
-        _tell(line + f"  ({record['seconds']:.1f}s)", progress, verbose)
-
-
-def _tell(message: str, progress: bool, verbose: bool, warn: bool = False) -> None:
-    from .progress import write
-
-    if warn:
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-    if verbose:
-        write(message, bars_shown=progress)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import importlib.util
 import os
 import sys
 import time
@@ -59,6 +60,9 @@ def cmd_course(args) -> int:
     if args.dry_run:
         print(" ".join(cmd))
         return 0
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise UserError("JupyterLab is not installed in this environment: pip install 'tlkit[course]' "
+                        "(or run the README's first command), then try again.")
     os.execv(sys.executable, cmd)  # replaces this process; returns only on failure
     return 1
 
@@ -105,9 +109,9 @@ def cmd_finetune(args) -> int:
     recipe = Recipe.default().updated(model=args.model, epochs=args.epochs, image_size=args.image_size,
                                       batch_size=args.batch_size, lr=args.lr, freeze=args.freeze,
                                       augment=args.augment, seed=args.seed)
-    from ..models import _resolve
+    from ..models import resolve_model_name
 
-    _resolve(recipe.model)  # an unknown model name fails now, with suggestions, not after loading data
+    resolve_model_name(recipe.model)  # an unknown model name fails now, with suggestions, not after loading data
     # --json promises exactly one JSON object on stdout: everything else goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         result = finetune(args.data_dir, recipe, out=out, force=args.force, device=args.device,

@@ -227,7 +227,7 @@ def quiz_item(item_id: str, name: str, quiz: str, question: str, points: float =
         if type(answer) is not str:
             return Verdict(False, f"set {name} to your answer")
         loaded = load_quiz(quiz)
-        result = loaded._judge(loaded.question(question), answer)
+        result = loaded.judge(loaded.question(question), answer)
         return Verdict(True) if result.passed else Verdict(False, result.feedback)
 
     text = ""

@@ -47,7 +47,7 @@ class GradingError(ValueError):
 
 
 @dataclass
-class Result:
+class SubmissionResult:
     """What happened to one submission: verdicts per item and the problems met on the way."""
     student: str
     verdicts: dict = field(default_factory=dict)   # item -> (points, line)
@@ -139,7 +139,7 @@ def reaches_into_grader(submission: nbformat.NotebookNode) -> list[str]:
 
 # ---------------------------------------------------------------- running one notebook (child process)
 
-def _run_child(notebook_path: str, result_fd: int, cell_timeout: int, max_output: int) -> None:
+def run_in_child(notebook_path: str, result_fd: int, cell_timeout: int, max_output: int) -> None:
     """Runs inside the limited child process: execute cell by cell, stream evidence to ``result_fd``."""
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
@@ -218,8 +218,8 @@ def run_submission(graded: nbformat.NotebookNode, cell_timeout: int = CELL_TIMEO
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     start = time.perf_counter()
-    code = (f"import sys; from tlkit.course.grading import _run_child; "
-            f"_run_child(sys.argv[1], {write_fd}, {int(cell_timeout)}, {int(max_output)})")
+    code = (f"import sys; from tlkit.course.grading import run_in_child; "
+            f"run_in_child(sys.argv[1], {write_fd}, {int(cell_timeout)}, {int(max_output)})")
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=workdir, pass_fds=(write_fd,),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, preexec_fn=_limits(memory))
@@ -241,9 +241,9 @@ def run_submission(graded: nbformat.NotebookNode, cell_timeout: int = CELL_TIMEO
 
 # ---------------------------------------------------------------- judging
 
-def grade_one(student: str, raw: bytes, ex: Exercise, where: dict, **limits) -> Result:
+def grade_one(student: str, raw: bytes, ex: Exercise, where: dict, **limits) -> SubmissionResult:
     """Grade one submission's bytes. Never raises for anything the submission contains."""
-    result = Result(student)
+    result = SubmissionResult(student)
     for item in ex.items:
         result.verdicts[item.id] = (0.0, f"{item.id}: not yet — no result (see problems)")
     try:
@@ -307,7 +307,7 @@ def find_submissions(folder: Path) -> list[tuple[str, Path]]:
 
 def grade(assignment: str | Path, submissions: str | Path, out: str | Path,
           feedback_dir: str | Path | None = None, force: bool = False, progress=print, jobs: int = 1,
-          **limits) -> list[Result]:
+          **limits) -> list[SubmissionResult]:
     """Grade every submission in ``submissions`` against ``assignment``; write the CSV and feedback files.
 
     Everything is read before the first notebook runs and the files are written at the end, so a
@@ -351,7 +351,7 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path,
     return results
 
 
-def write_csv(results: list[Result], ex: Exercise, out: Path) -> None:
+def write_csv(results: list[SubmissionResult], ex: Exercise, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     total = sum(i.points for i in ex.items)
     with open(out, "w", newline="", encoding="utf-8") as f:
@@ -362,7 +362,7 @@ def write_csv(results: list[Result], ex: Exercise, out: Path) -> None:
                              f"{r.points(ex):g}", f"{total:g}", " | ".join(r.problems)])
 
 
-def write_feedback(results: list[Result], ex: Exercise, folder: Path) -> None:
+def write_feedback(results: list[SubmissionResult], ex: Exercise, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     total = sum(i.points for i in ex.items)
     for r in results:
@@ -373,7 +373,7 @@ def write_feedback(results: list[Result], ex: Exercise, folder: Path) -> None:
         (folder / f"{r.student}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def check_notebook(path: str | Path, **limits) -> Result:
+def check_notebook(path: str | Path, **limits) -> SubmissionResult:
     """``tlkit check``: run your own exercise notebook in a fresh kernel and judge every item."""
     path = Path(path)
     if not path.is_file():

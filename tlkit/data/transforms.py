@@ -1,6 +1,6 @@
 """Transform presets built from the model's own preprocessing (``model.tlkit_config``).
 
-Training: random crops and flips (augmentation) → float → normalise with the weights' mean/std.
+Training: augmentation (random crops by default) → float → normalise with the weights' mean/std.
 Evaluation: resize and centre-crop only, so that a prediction never depends on chance.
 All transforms work on uint8 image tensors (C, H, W) with ``torchvision.transforms.v2``.
 """
@@ -27,7 +27,8 @@ AUGMENTATIONS: dict[str, Callable[[int, float], Callable]] = {
     "trivialaugment": lambda size, s: T.TrivialAugmentWide(),
     "randaugment": lambda size, s: T.RandAugment(num_ops=2, magnitude=max(1, round(15 * s))),
 }
-DEFAULT_AUGMENT = ("crop", "flip")
+# No flips by default: a mirror image changes the label of arrows, digits, text (lesson 06); ask: "crop,flip".
+DEFAULT_AUGMENT = ("crop",)
 # Erasing works on float tensors, so it must come after the conversion.
 _AFTER_FLOAT = {"erase"}
 
@@ -71,9 +72,10 @@ def train_transforms(config: ModelConfig, image_size: int | None = None,
                      augment: str | list[str] | tuple[str, ...] = "default", strength: float = 1.0) -> Callable:
     """Augmentation for training, then the model's normalisation.
 
-    ``augment``: ``"default"`` (random resized crop + horizontal flip), ``"none"`` (the eval
-    transform), or names from ``AUGMENTATIONS`` (see ``augmentation_names``). Without ``"crop"`` the image is resized
-    and centre-cropped first, so that every output has the same size.
+    ``augment``: ``"default"`` (``DEFAULT_AUGMENT``: a random resized crop, no flip), ``"crop,flip"``
+    (add horizontal flips where a mirror image keeps its label), ``"none"`` (the eval transform), or
+    other names from ``AUGMENTATIONS`` (see ``augmentation_names``). Without ``"crop"`` the image is
+    resized and centre-cropped first, so that every output has the same size.
     """
     size = image_size or config.input_size[0]
     names = augmentation_names(augment)

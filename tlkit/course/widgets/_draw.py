@@ -1,41 +1,33 @@
 """Pictures for the widgets: curves of several runs, image grids, small HTML tables.
 
-The figures are built with matplotlib's object API (``Figure()``), never with ``pyplot``:
-explorers draw from a background thread while the learner keeps using the notebook, and pyplot
-keeps global state that would let a half-drawn figure appear under some other cell.
+The figures come from the library's one figure helper with ``pyplot=False``
+(``tlkit.plots.new_figure``: matplotlib's object API, never ``pyplot``): explorers draw from a
+background thread while the learner keeps using the notebook, and pyplot keeps global state that
+would let a half-drawn figure appear under some other cell.
 """
 from __future__ import annotations
 
 import base64
 import html
-import io
 from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ...plots import figure_to_jpeg, figure_to_png, new_figure
+
 DPI = 72
 
 
-def new_figure(ncols: int = 1, width: float = 4.2, height: float = 3.2, nrows: int = 1):
-    """A figure and its axes (always a flat list), outside pyplot."""
-    fig = Figure(figsize=(width * ncols, height * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, list(axes.flat)
-
-
 def to_png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)  # callers lay out with tight_layout()
-    return buffer.getvalue()
+    """A widget's figure as PNG bytes (``tlkit.plots.figure_to_png`` at the widgets' resolution)."""
+    return figure_to_png(fig, close=False, dpi=DPI, tight=False)  # callers lay out with tight_layout()
 
 
 def to_jpeg(fig: Figure) -> bytes:
     """Photos compress far better as JPEG than as PNG (a grid of 8 images: ~5x smaller)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="jpeg", dpi=DPI, pil_kwargs={"quality": 80})
-    return buffer.getvalue()
+    return figure_to_jpeg(fig, close=False, dpi=DPI, quality=80, tight=False)
 
 
 def img_tag(picture: bytes | None) -> str:
@@ -128,8 +120,8 @@ def image_grid(images: Sequence[Any], titles: Sequence[str], colours: Sequence[s
     n = max(len(images), 1)
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
-    fig, axes = new_figure(ncols, size, size + 0.45, nrows=nrows)
-    for k, ax in enumerate(axes):
+    fig, axes = new_figure(nrows, ncols, figsize=(size * ncols, (size + 0.45) * nrows), pyplot=False)
+    for k, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if k < len(images):
             ax.imshow(picture(images[k]))

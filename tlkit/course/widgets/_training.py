@@ -15,18 +15,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
 from collections import OrderedDict
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from ...callbacks import Callback
+
 from ...data import DataSplits, eval_transforms, few_shot, train_transforms
 from ...feature_cache import cached_features
-from ...freezing import freeze_batchnorm, unfreeze_last
 from ...models import head_name
 from ...train import History, fit
 
@@ -158,22 +157,6 @@ class TrainingSetup:
         return model.eval()
 
 
-def plan_freezing(model: nn.Module, trainable_parts: int | str, freeze_bn: bool) -> nn.Module:
-    """Apply a freezing plan: the head plus the last ``trainable_parts`` parts train.
-
-    ``"all"`` trains everything. ``freeze_bn`` then freezes every BatchNorm layer (weights and
-    running statistics), the safe choice with few images and small batches.
-    """
-    if trainable_parts == "all":
-        for p in model.parameters():
-            p.requires_grad = True
-    else:
-        unfreeze_last(model, int(trainable_parts))
-    if freeze_bn:
-        freeze_batchnorm(model)
-    return model
-
-
 @contextlib.contextmanager
 def one_thread():
     """Run the block with one CPU thread for PyTorch, then restore the previous count.
@@ -192,96 +175,39 @@ def one_thread():
 
 
 # --------------------------------------------------------------------------------- live curves
-def _labels_of(ds: Dataset) -> torch.Tensor:
-    if isinstance(ds, TensorDataset):
-        return ds.tensors[1].long()
-    if hasattr(ds, "labels"):
-        return torch.as_tensor(ds.labels).long()
-    return torch.as_tensor([int(ds[i][1]) for i in range(len(ds))])
+class ExplorerCallback(Callback):
+    """What an explorer needs from a ``tlkit.fit`` run: progress, a working Stop, and each epoch's record.
 
-
-class LiveMonitor:
-    """Train/val loss and accuracy of every epoch *while* ``tlkit.fit`` runs.
-
-    ``fit`` returns its ``History`` at the end; to draw curves during training, the monitor
-    watches the model's outputs with a PyTorch forward hook (``model.register_forward_hook``):
-
-    - in train mode each output is one training batch, whose labels the monitor saw just before
-      through ``fit``'s ``batch_transform`` hook (it passes the batch on unchanged);
-    - in eval mode each output is one validation batch (fit validates in order, unshuffled);
-      once all validation images are seen, the epoch is complete and ``on_epoch(record)`` is called.
-
-    The numbers are computed the same way as in ``fit`` (cross-entropy with the same label
-    smoothing); the explorers replace them by ``fit``'s own History when it returns.
+    ``fit`` calls it after every training batch (one tick of the explorer's progress bar; a pressed
+    Stop raises ``KeyboardInterrupt`` there, which ``fit`` treats like Ctrl-C) and after every epoch
+    (``on_epoch(record)`` with fit's own record, and one more tick for the validation pass).
     """
 
-    def __init__(self, val: Dataset, label_smoothing: float = 0.0,
-                 on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[], None] | None = None):
-        self.val_labels = _labels_of(val)
-        self.label_smoothing = label_smoothing
-        self.on_epoch, self.on_batch = on_epoch, on_batch
-        self.records: list[dict] = []
-        self._labels: torch.Tensor | None = None
-        self._start = time.perf_counter()
-        self._reset()
+    def __init__(self, explorer, on_epoch: Callable[[dict], None], schedule: str = "onecycle"):
+        self.explorer, self.on_epoch, self.schedule = explorer, on_epoch, schedule
 
-    def _reset(self) -> None:
-        self._sums = {"train": [0.0, 0, 0], "val": [0.0, 0, 0]}  # loss sum, right, seen
+    def on_fit_start(self, run) -> None:
+        # One-cycle warms up over the first quarter of the steps: with fewer than 5 there is no warm-up
+        # step left (PyTorch's OneCycleLR then trains at ~0 or fails), so say so before training.
+        steps = run.epochs * run.steps_per_epoch
+        if steps < 5 and self.schedule == "onecycle":
+            raise ValueError(f"The one-cycle schedule needs at least 5 training steps; this run has {steps} "
+                             f"({run.epochs} epoch(s) x {run.steps_per_epoch} batch(es)). Train for more epochs, "
+                             "use more images, or choose the 'cosine' schedule.")
+        self.explorer.begin(run.epochs * (run.steps_per_epoch + 1), f"Training for {run.epochs} epoch(s)...")
 
-    def see_labels(self, images: torch.Tensor, labels: torch.Tensor):
-        """``fit``'s batch_transform: remember the labels, change nothing."""
-        self._labels = labels
-        return images, labels
+    def on_batch_end(self, run) -> None:
+        self.explorer.tick()
 
-    def forward_hook(self, module: nn.Module, inputs, output: torch.Tensor) -> None:
-        if self.on_batch is not None:
-            self.on_batch()  # progress, and Stop
-        logits = output.detach().float()
-        if module.training:
-            split, labels = "train", self._labels
-        else:
-            seen = self._sums["val"][2]
-            split, labels = "val", self.val_labels[seen:seen + len(logits)].to(logits.device)
-        if labels is None or len(labels) != len(logits):
-            return
-        sums = self._sums[split]
-        sums[0] += F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing).item() * len(labels)
-        hard = labels.argmax(dim=1) if labels.ndim == 2 else labels
-        sums[1] += int((logits.argmax(dim=1) == hard).sum())
-        sums[2] += len(labels)
-        if split == "val" and sums[2] >= len(self.val_labels):
-            self._end_epoch()
-
-    def _end_epoch(self) -> None:
-        (tl, tr, tn), (vl, vr, vn) = self._sums["train"], self._sums["val"]
-        record = {"epoch": len(self.records) + 1, "train_loss": tl / max(tn, 1), "train_acc": tr / max(tn, 1),
-                  "val_loss": vl / max(vn, 1), "val_acc": vr / max(vn, 1),
-                  "seconds": time.perf_counter() - self._start}
-        self._start = time.perf_counter()
-        self.records.append(record)
-        self._reset()
-        if self.on_epoch is not None:
-            self.on_epoch(record)
+    def on_epoch_end(self, run) -> None:
+        self.explorer.tick()
+        self.on_epoch(dict(run.record))
 
 
 def fit_live(explorer, model: nn.Module, train: Dataset, val: Dataset, *, epochs: int, batch_size: int,
-             on_epoch: Callable[[dict], None], label_smoothing: float = 0.0, **fit_kwargs) -> History:
-    """``tlkit.fit`` with a progress bar, a working Stop button and ``on_epoch`` after every epoch.
-
-    The training itself is exactly ``tlkit.fit``; this only attaches a ``LiveMonitor`` for the
-    duration of the call (and removes it afterwards, whatever happens).
-    """
-    batch_size = min(batch_size, len(train))  # fit would shrink it too, with a warning
-    steps = len(train) // batch_size + (len(train) % batch_size > 1)
-    if fit_kwargs.get("schedule", "onecycle") == "onecycle" and epochs * steps < 5:
-        raise ValueError(f"The one-cycle schedule needs at least 5 training steps; this run has {epochs * steps} "
-                         f"({epochs} epoch(s) x {steps} batch(es)). Train for more epochs, use more images, or "
-                         "choose the 'cosine' schedule.")
-    explorer.begin(epochs * (steps + math.ceil(len(val) / batch_size)), f"Training for {epochs} epoch(s)...")
-    monitor = LiveMonitor(val, label_smoothing, on_epoch=on_epoch, on_batch=explorer.tick)
-    handle = model.register_forward_hook(monitor.forward_hook)
-    try:
-        return fit(model, train, val, epochs=epochs, batch_size=batch_size, label_smoothing=label_smoothing,
-                   batch_transform=monitor.see_labels, progress=False, verbose=False, **fit_kwargs)
-    finally:
-        handle.remove()
+             on_epoch: Callable[[dict], None], **fit_kwargs) -> History:
+    """``tlkit.fit`` with the explorer's progress bar, its Stop button and ``on_epoch`` after every epoch."""
+    callback = ExplorerCallback(explorer, on_epoch, fit_kwargs.get("schedule", "onecycle"))
+    batch_size = min(batch_size, len(train))  # a few images per class: one batch, without fit's warning
+    return fit(model, train, val, epochs=epochs, batch_size=batch_size, progress=False, verbose=False,
+               callbacks=[callback], **fit_kwargs)

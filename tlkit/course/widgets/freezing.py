@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipywidgets as W
 
 from ...data import DataSplits
-from ...freezing import count_parameters, freeze_summary, parts
+from ...freezing import count_parameters, freeze_summary, parts, set_trainable
+from ...plots import new_figure
 from ...train import History
-from ._draw import draw_runs, new_figure
+from ._draw import draw_runs
 from ._runs import RunsExplorer
-from ._training import ModelSource, TrainingSetup, plan_freezing
+from ._training import ModelSource, TrainingSetup
 
 
 class FreezingExplorer(RunsExplorer):
@@ -56,7 +57,7 @@ class FreezingExplorer(RunsExplorer):
     def plan(self) -> dict:
         """What the current settings train: part names and parameter counts."""
         n, freeze_bn = self.controls["trainable"].value, self.controls["freeze_bn"].value
-        plan_freezing(self._plan_model, n, freeze_bn)
+        set_trainable(self._plan_model, n, freeze_bn)
         trained = self.part_names[len(self.part_names) - 1 - n:]
         return {"parts": trained, "trainable_params": count_parameters(self._plan_model, trainable_only=True),
                 "total_params": count_parameters(self._plan_model), "freeze_bn": freeze_bn,
@@ -76,7 +77,7 @@ class FreezingExplorer(RunsExplorer):
     def _work(self) -> History | None:
         v = self.values
         plan = self.show_plan()
-        model = plan_freezing(self.setup.fresh_model(), v["trainable"], v["freeze_bn"])
+        model = set_trainable(self.setup.fresh_model(), v["trainable"], v["freeze_bn"])
         train, val = self.setup.train_set(self.augment), self.setup.val_set()
         label = f"{v['trainable']} part(s){'' if v['freeze_bn'] else ', BN learning'}"
         run, history = self._train(label, {**v, "trainable_params": plan["trainable_params"]}, model, train, val,
@@ -95,7 +96,8 @@ class FreezingExplorer(RunsExplorer):
                 "seconds": round(sum(r.get("seconds", 0.0) for r in records), 1), "status": run["status"]}
 
     def figure(self):
-        fig, (ax_loss, ax_acc) = new_figure(2, 4.2, 3.0)
+        fig, axes = new_figure(1, 2, figsize=(8.4, 3.0), pyplot=False)
+        ax_loss, ax_acc = axes.flat
         draw_runs(ax_loss, ax_acc, self.runs)
         fig.tight_layout()
         return fig

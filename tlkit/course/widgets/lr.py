@@ -12,11 +12,13 @@ import contextlib
 import ipywidgets as W
 
 from ...data import DataSplits
+from ...freezing import set_trainable
 from ...lr_finder import LRFindResult, lr_find
+from ...plots import new_figure
 from ...train import SCHEDULES, History
-from ._draw import colour, draw_lr_find, draw_runs, new_figure
+from ._draw import colour, draw_lr_find, draw_runs
 from ._runs import RunsExplorer
-from ._training import ModelSource, TrainingSetup, one_thread, plan_freezing
+from ._training import ModelSource, TrainingSetup, one_thread
 
 
 class LRExplorer(RunsExplorer):
@@ -64,7 +66,7 @@ class LRExplorer(RunsExplorer):
         if self.train == "head":
             train, val = self.setup.features(self)
             return self.setup.fresh_head(), train, val
-        model = plan_freezing(self.setup.fresh_model(), self.train, self.freeze_bn)
+        model = set_trainable(self.setup.fresh_model(), self.train, self.freeze_bn)
         return model, self.setup.train_set(), self.setup.val_set()
 
     def _find_lr(self, redraw: bool = True) -> LRFindResult | None:
@@ -115,7 +117,8 @@ class LRExplorer(RunsExplorer):
                 "best val acc": best if best is not None else "-", "status": run["status"]}
 
     def figure(self):
-        fig, (ax_loss, ax_acc, ax_find, ax_sched) = new_figure(2, 4.2, 3.0, nrows=2)
+        fig, axes = new_figure(2, 2, figsize=(8.4, 6.0), pyplot=False)
+        ax_loss, ax_acc, ax_find, ax_sched = axes.flat
         draw_runs(ax_loss, ax_acc, self.runs)
         draw_lr_find(ax_find, self.lr_find_result,
                      [(run["settings"]["lr"], colour(k)) for k, run in enumerate(self.runs)])

@@ -15,8 +15,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ...data import DataSplits
+from ...plots import new_figure
 from ...train import History
-from ._draw import colour, epoch_axis, new_figure
+from ._draw import colour, epoch_axis
 from ._runs import RunsExplorer
 from ._training import ModelSource, TrainingSetup, one_thread
 
@@ -90,7 +91,8 @@ class OverfittingExplorer(RunsExplorer):
                 "lowest val loss at epoch": lowest["epoch"] if lowest else "-", "status": run["status"]}
 
     def figure(self):
-        fig, (ax_loss, ax_acc) = new_figure(2, 4.4, 3.1)
+        fig, axes = new_figure(1, 2, figsize=(8.8, 3.1), pyplot=False)
+        ax_loss, ax_acc = axes.flat
         current = self.runs[-1] if self.runs else None
         for k, run in enumerate(self.runs[:-1]):  # earlier runs: faint validation accuracy only
             ax_acc.plot([r["epoch"] for r in run["records"]], [r["val_acc"] for r in run["records"]],

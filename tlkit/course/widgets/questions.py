@@ -22,7 +22,7 @@ A quiz file (``tlkit/course/quizzes/NN_<lesson>.yaml``)::
         tolerance: 0                            # optional, default 0
         explanation: 1280 x 8 weights + 8 biases.
 
-A learner answers in the widget, or from code: ``quiz.answer("q1", "a")`` returns a ``Result``
+A learner answers in the widget, or from code: ``quiz.answer("q1", "a")`` returns an ``AnswerResult``
 that prints as ``q1: passed`` or ``q1: not yet — <feedback>``, which check cells and graders
 compare. Numbers may be typed as ``0.25``, ``1e-3`` or ``25%`` (= 0.25).
 
@@ -67,7 +67,7 @@ class Question:
 
 
 @dataclass
-class Result:
+class AnswerResult:
     """The verdict on one answer. ``str(result)`` is the stable line check cells print."""
 
     question: str
@@ -204,7 +204,7 @@ class Quiz:
 
     def __init__(self, title: str, questions: list[Question], lesson: str = "", path: Path | None = None):
         self.title, self.questions, self.lesson, self.path = title, questions, lesson, path
-        self.results: dict[str, Result] = {}  # the latest verdict per question id
+        self.results: dict[str, AnswerResult] = {}  # the latest verdict per question id
         self._responses: dict[str, Any] = {}  # and the answer it judged
         self._ui = None
         self._views: dict[str, dict] = {}  # question id -> its widgets: entry, check (button), verdict
@@ -215,17 +215,17 @@ class Quiz:
                 return q
         raise KeyError(f"No question {qid!r} in this quiz; the ids are {[q.id for q in self.questions]}.")
 
-    def answer(self, qid: str, response: Any) -> Result:
+    def answer(self, qid: str, response: Any) -> AnswerResult:
         """Check ``response`` for question ``qid``; the widget (if shown) shows the same verdict."""
         q = self.question(qid)
-        result = self._judge(q, response)
+        result = self.judge(q, response)
         self.results[qid] = result
         self._responses[qid] = response
         if qid in self._views:
             self._show(q, result, response)
         return result
 
-    def check(self, responses: dict[str, Any]) -> list[Result]:
+    def check(self, responses: dict[str, Any]) -> list[AnswerResult]:
         """``answer`` for several questions at once, e.g. ``quiz.check({"q1": "b", "q2": 0.25})``."""
         return [self.answer(qid, response) for qid, response in responses.items()]
 
@@ -234,22 +234,26 @@ class Quiz:
         """(questions answered right, questions in the quiz)."""
         return sum(r.passed for r in self.results.values()), len(self.questions)
 
-    def _judge(self, q: Question, response: Any) -> Result:
+    def judge(self, q: Question, response: Any) -> AnswerResult:
+        """The verdict on ``response`` to question ``q``, without recording it or touching the widget.
+
+        ``answer`` uses it and records the result; graders call it directly (``tlkit.course.exercises``).
+        """
         if q.type == "choice":
             choice = str(response).strip().lower().rstrip(")") if response is not None else ""
             letters = LETTERS[:len(q.options)]
             if choice not in letters:
-                return Result(q.id, False, f"answer with one of the letters {', '.join(letters)}.")
+                return AnswerResult(q.id, False, f"answer with one of the letters {', '.join(letters)}.")
             if choice == q.answer:
-                return Result(q.id, True, "right.", q.explanation)
-            return Result(q.id, False, q.feedback.get(choice) or q.hint or "that is not it; read the options again.")
+                return AnswerResult(q.id, True, "right.", q.explanation)
+            return AnswerResult(q.id, False, q.feedback.get(choice) or q.hint or "that is not it; read the options again.")
         try:
             value = parse_number(response)
         except (TypeError, ValueError):
-            return Result(q.id, False, f"{response!r} is not a number; type e.g. 0.25, 1e-3 or 25%.")
+            return AnswerResult(q.id, False, f"{response!r} is not a number; type e.g. 0.25, 1e-3 or 25%.")
         if abs(value - float(q.answer)) <= q.tolerance + 1e-12 * max(1.0, abs(float(q.answer))):
-            return Result(q.id, True, "right.", q.explanation)
-        return Result(q.id, False, q.hint or "not quite; check your calculation.")
+            return AnswerResult(q.id, True, "right.", q.explanation)
+        return AnswerResult(q.id, False, q.hint or "not quite; check your calculation.")
 
     # ---- the widget
     @property
@@ -289,7 +293,7 @@ class Quiz:
         ui.add_class("tlkit-quiz")
         return ui
 
-    def _show(self, q: Question, result: Result, response: Any) -> None:
+    def _show(self, q: Question, result: AnswerResult, response: Any) -> None:
         entry, verdict = self._views[q.id]["entry"], self._views[q.id]["verdict"]
         if q.type == "choice" and str(response).strip().lower().rstrip(")") in LETTERS[:len(q.options)]:
             entry.value = str(response).strip().lower().rstrip(")")
