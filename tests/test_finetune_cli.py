@@ -171,3 +171,14 @@ def test_other_errors_are_not_retried(colour_data, monkeypatch):
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         recipes.finetune(colour_data, recipe, progress=False)
     assert calls == [8]
+
+
+def test_a_run_too_short_for_one_cycle_uses_cosine_and_says_so():
+    recipe = recipes.Recipe.default().updated(epochs=1, batch_size=8)
+    with pytest.warns(UserWarning, match="3 training step\\(s\\) are too few for the one-cycle schedule"):
+        short = recipes.schedule_for_length(recipe, 24)  # 3 batches of 8, once
+    assert short.schedule == "cosine" and short.updated(schedule="onecycle") == recipe
+    assert recipes.schedule_for_length(recipe, 40) is recipe  # 5 steps: one-cycle fits
+    gradual = recipe.updated(freeze="gradual", epochs=3, head_epochs=1)  # stage 1: one epoch of 3 steps
+    with pytest.warns(UserWarning, match="too few"):
+        assert recipes.schedule_for_length(gradual, 24).schedule == "cosine"

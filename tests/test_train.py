@@ -246,7 +246,7 @@ def test_dataloader_input_grad_clip_and_label_smoothing_train_without_val(data):
 def test_batch_size_larger_than_dataset_warns_and_clips():
     small = stripes(10, seed=3)
     with pytest.warns(UserWarning, match="batch_size=32 is larger than the 10 train examples"):
-        history = fit(linear_model(), small, epochs=1, **quiet())
+        history = fit(linear_model(), small, epochs=1, schedule="constant", **quiet())
     assert len(history.step_lrs) == 1  # one batch of 10
 
 
@@ -348,3 +348,12 @@ def test_penalty_is_added_to_each_step_but_not_to_the_reported_train_loss(data):
     fit(pulled, train, epochs=2, lr=1e-2, weight_decay=0.0, seed=0,
         penalty=lambda: 1.0 * weight.pow(2).sum(), **quiet())
     assert pulled[1].weight.norm() < 0.8 * free[1].weight.norm()
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_one_cycle_with_fewer_than_5_steps_says_why(steps):
+    # PyTorch's OneCycleLR trains at ~0 with 1-3 steps and divides by zero with exactly 4
+    with pytest.raises(ValueError, match=f"one-cycle schedule needs at least 5 training steps; this run has {steps} "):
+        fit(linear_model(), stripes(16 * steps, seed=1), epochs=1, batch_size=16, **quiet())
+    history = fit(linear_model(), stripes(16 * steps, seed=1), epochs=1, batch_size=16, schedule="cosine", **quiet())
+    assert len(history.step_lrs) == steps

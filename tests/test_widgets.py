@@ -139,7 +139,7 @@ def test_errors_are_shown_inside_the_widget_and_it_stays_usable(data):
     ex.setup.per_class = 3  # fix the cause: the same widget now works
     ex.run(lr=1e-3)
     assert ex.last_error is None and ex.error_box.value == "" and len(ex.results) == 1
-    with pytest.raises(ValueError, match=r"needs at least 5 training steps; this run has 2 \(1 epoch\(s\) x 2"):
+    with pytest.raises(ValueError, match=r"needs at least 5 training steps; this run has 2 \(epochs x batches per epoch\)"):
         ex.run(epochs=1)  # 24 images in batches of 16, once: too short for a one-cycle schedule
     assert "choose the &#x27;cosine&#x27; schedule" in ex.error_box.value
     ex.run(epochs=1, schedule="cosine")

@@ -122,6 +122,29 @@ def train_with_recipe(model, train, val, recipe: Recipe, *, device=None, progres
     return [first, second]
 
 
+def schedule_for_length(recipe: Recipe, n_train: int) -> Recipe:
+    """``recipe``, or the same with a cosine schedule when its run is too short for one-cycle.
+
+    One-cycle needs at least 5 steps in each ``fit`` (see ``tlkit.train.make_scheduler``); a folder
+    of a dozen images trained for one epoch has fewer. Rather than refuse, ``tlkit finetune`` then
+    uses the cosine schedule and says so (the result's recipe shows it too).
+    """
+    from .data.loaders import make_loader
+
+    with warnings.catch_warnings():  # fit warns about an oversized batch itself
+        warnings.simplefilter("ignore")
+        steps = len(make_loader(range(n_train), recipe.batch_size, shuffle=True))
+    kind, _ = recipe.freeze_plan()
+    stages = [recipe.epochs]
+    if kind == "gradual" and recipe.epochs > recipe.head_epochs:
+        stages = [recipe.head_epochs, recipe.epochs - recipe.head_epochs]
+    if recipe.schedule != "onecycle" or min(stages) * steps >= 5:
+        return recipe
+    warnings.warn(f"{min(stages) * steps} training step(s) are too few for the one-cycle schedule (it needs 5); "
+                  "using the cosine schedule. More images or --epochs give one-cycle room.", stacklevel=2)
+    return recipe.updated(schedule="cosine")
+
+
 def finetune(data_dir: str | Path, recipe: Recipe | None = None, *, out: str | Path | None = None,
              force: bool = False, device=None, progress: bool = True) -> dict:
     """Fine-tune on an ImageFolder tree, evaluate, save; returns a JSON-ready result dict.
@@ -184,6 +207,7 @@ def _train_until_it_fits(splits, recipe: Recipe, device, progress: bool):
         data = splits.with_transforms(train_transforms(cfg, recipe.image_size, augment=recipe.augmentations(),
                                                        strength=recipe.augment_strength),
                                       eval_transforms(cfg, recipe.image_size))
+        recipe = schedule_for_length(recipe, len(data.train))
         try:
             return model, data, train_with_recipe(model, data.train, data.val, recipe, device=device,
                                                   progress=progress), recipe

@@ -185,30 +185,16 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
         penalty: Callable[[], torch.Tensor] | None = None, callbacks: list[Callback] = ()) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; return the ``History``.
 
-    The optimiser is AdamW over ``tlkit.param_groups`` (only trainable parameters; ``lr_mult < 1``
-    gives earlier parts smaller learning rates). The LR follows ``schedule`` and changes every batch
-    (``make_scheduler``: "onecycle", "cosine" or "constant"; ``warmup`` is a fraction of the steps).
-    After every epoch the model is evaluated on ``val`` and a CPU copy of the best weights (by
-    ``monitor``; train loss when there is no ``val``; equal accuracies are decided by the loss) is
-    kept, and ``restore_best`` loads it at the end.
-
-    ``train``/``val``: DataLoaders or Datasets (batched by ``tlkit.make_loader`` with ``batch_size``).
-    ``early_stopping=n`` stops after n epochs without improvement. ``device``: see ``tlkit.device``
-    (None: the best available); the model stays there afterwards. On CUDA, ``amp`` ("auto") uses
-    bf16 (or fp16 with a gradient scaler); ``channels_last`` ("auto": on CUDA and CPUs) switches to a
-    memory layout convolutions run faster on (``tlkit.device.Accelerator``). Ctrl-C stops training
-    and keeps the best weights; a NaN/inf loss stops it with advice. ``callbacks``: code to run
-    after every batch and epoch (``tlkit/callbacks.py``), after fit's own progress report.
-
-    Two hooks change what a training step does (validation is never affected):
-
-    - ``batch_transform(images, labels) -> (images, targets)`` runs on every training batch, e.g.
-      ``tlkit.data.transforms.mixup_cutmix(num_classes)``. ``targets`` may be class indices or soft
-      labels (N, num_classes); the loss accepts both. On mixed batches there is no single right
-      answer, so ``train_acc`` then counts a prediction as right when it names the class with the
-      largest share of the mixed target: a rough progress signal, not comparable with ``val_acc``.
-    - ``penalty() -> scalar tensor`` is added to the loss of every step, e.g. ``tlkit.L2SP``.
-      ``train_loss`` stays the data loss alone, so that it can be compared with ``val_loss``.
+    AdamW over ``tlkit.param_groups`` (trainable parameters only; ``lr_mult < 1``: smaller LRs for
+    earlier parts); the LR follows ``schedule`` every batch (``make_scheduler``). After every epoch
+    the model is evaluated on ``val``, the best epoch's weights (by ``monitor``; equal accuracies
+    decided by the loss; train loss without ``val``) are kept, and ``restore_best`` loads them at the
+    end. ``train``/``val``: DataLoaders or Datasets (``tlkit.make_loader`` batches them).
+    ``early_stopping=n``: stop after n epochs without improvement. ``device``: see ``tlkit.device``;
+    ``amp`` and ``channels_last``: see ``tlkit.device.Accelerator``. Ctrl-C keeps the best weights;
+    a NaN/inf loss stops training with advice. ``callbacks`` run after every batch and epoch
+    (``tlkit/callbacks.py``). ``batch_transform`` (e.g. MixUp) and ``penalty`` (e.g. ``tl.L2SP``)
+    change the training step: see ``Step``.
     """
     _check_arguments(epochs, lr, schedule, monitor, warmup)
     if seed is not None:
@@ -230,11 +216,11 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
     step = Step(model, loss_fn, optimizer, scheduler, accel, grad_clip, batch_transform, penalty)
     run.event("fit_start")
     try:
-        for run.epoch in range(1, epochs + 1):
-            start = time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            run.epoch, start = epoch, time.perf_counter()
             train_loss, train_acc = train_one_epoch(step, train_loader, run)
             val_loss, val_acc = validate(model, val_loader, loss_fn, accel) if val_loader else (None, None)
-            run.record = {"epoch": run.epoch, "train_loss": train_loss, "train_acc": train_acc,
+            run.record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                           "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
                           "seconds": time.perf_counter() - start}
             history.records.append(run.record)
@@ -260,9 +246,18 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
 class Step:
     """One training step: forward, loss, backward, optimiser step, schedule (see ``train_one_epoch``).
 
-    ``grad_clip``, ``batch_transform`` and ``penalty``: see ``fit``. On CUDA with fp16, a gradient
-    scaler multiplies the loss first so that small gradients do not underflow to zero (a no-op
-    otherwise).
+    Two hooks change what a step does (validation is never affected):
+
+    - ``batch_transform(images, labels) -> (images, targets)`` runs on every training batch, e.g.
+      ``tlkit.data.transforms.mixup_cutmix(num_classes)``. ``targets`` may be class indices or soft
+      labels (N, num_classes); the loss accepts both. On mixed batches there is no single right
+      answer, so ``train_acc`` then counts a prediction as right when it names the class with the
+      largest share of the mixed target: a rough progress signal, not comparable with ``val_acc``.
+    - ``penalty() -> scalar tensor`` is added to the loss of every step, e.g. ``tlkit.L2SP``.
+      ``train_loss`` stays the data loss alone, so that it can be compared with ``val_loss``.
+
+    ``grad_clip`` caps the gradients' norm. On CUDA with fp16, a gradient scaler multiplies the loss
+    first so that small gradients do not underflow to zero (a no-op otherwise).
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
@@ -339,12 +334,17 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps:
     """A per-batch LR schedule over ``total_steps`` steps (every group keeps its relative LR).
 
     - "onecycle": PyTorch's OneCycleLR: from lr/25 up to lr over the first 25% of steps, then a
-      cosine down to ~0 (Smith 2018). It has its own warm-up, so ``warmup`` is not used.
+      cosine down to ~0 (Smith 2018). It has its own warm-up, so ``warmup`` is not used. It needs
+      at least 5 steps (with fewer, PyTorch's version trains at ~0 or divides by zero).
     - "cosine": linear warm-up over ``warmup`` x total steps, then a cosine from lr down to 0.
     - "constant": the same warm-up, then lr.
     """
     total_steps = max(total_steps, 1)
     if schedule == "onecycle":
+        if total_steps < 5:  # its warm-up is a quarter of the steps: with fewer than 5 there is none
+            raise ValueError(f"The one-cycle schedule needs at least 5 training steps; this run has {total_steps} "
+                             "(epochs x batches per epoch). Train for more epochs, use more images or a smaller "
+                             "batch_size, or choose the 'cosine' schedule.")
         peak_lrs = [g["lr"] for g in optimizer.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak_lrs, total_steps=total_steps,
                                                    pct_start=0.25)

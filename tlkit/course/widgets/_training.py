@@ -183,17 +183,10 @@ class ExplorerCallback(Callback):
     (``on_epoch(record)`` with fit's own record, and one more tick for the validation pass).
     """
 
-    def __init__(self, explorer, on_epoch: Callable[[dict], None], schedule: str = "onecycle"):
-        self.explorer, self.on_epoch, self.schedule = explorer, on_epoch, schedule
+    def __init__(self, explorer, on_epoch: Callable[[dict], None]):
+        self.explorer, self.on_epoch = explorer, on_epoch
 
     def on_fit_start(self, run) -> None:
-        # One-cycle warms up over the first quarter of the steps: with fewer than 5 there is no warm-up
-        # step left (PyTorch's OneCycleLR then trains at ~0 or fails), so say so before training.
-        steps = run.epochs * run.steps_per_epoch
-        if steps < 5 and self.schedule == "onecycle":
-            raise ValueError(f"The one-cycle schedule needs at least 5 training steps; this run has {steps} "
-                             f"({run.epochs} epoch(s) x {run.steps_per_epoch} batch(es)). Train for more epochs, "
-                             "use more images, or choose the 'cosine' schedule.")
         self.explorer.begin(run.epochs * (run.steps_per_epoch + 1), f"Training for {run.epochs} epoch(s)...")
 
     def on_batch_end(self, run) -> None:
@@ -207,7 +200,7 @@ class ExplorerCallback(Callback):
 def fit_live(explorer, model: nn.Module, train: Dataset, val: Dataset, *, epochs: int, batch_size: int,
              on_epoch: Callable[[dict], None], **fit_kwargs) -> History:
     """``tlkit.fit`` with the explorer's progress bar, its Stop button and ``on_epoch`` after every epoch."""
-    callback = ExplorerCallback(explorer, on_epoch, fit_kwargs.get("schedule", "onecycle"))
+    callback = ExplorerCallback(explorer, on_epoch)
     batch_size = min(batch_size, len(train))  # a few images per class: one batch, without fit's warning
     return fit(model, train, val, epochs=epochs, batch_size=batch_size, progress=False, verbose=False,
                callbacks=[callback], **fit_kwargs)
