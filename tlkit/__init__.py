@@ -47,6 +47,14 @@ _EXPORTS = {
     "model_outputs": "evaluation",
     "plot_history": "plots", "plot_confusion": "plots", "show_images": "plots",
     "plot_lr_find": "plots",
+    # decisions and calibration (lesson 07): thresholds, subgroups, honest probabilities
+    "precision_recall_curve": "decisions", "PrecisionRecall": "decisions",
+    "threshold_for_recall": "decisions", "screening_report": "decisions", "ScreeningReport": "decisions",
+    "group_metrics": "decisions", "GroupReport": "decisions",
+    "reliability_bins": "calibration", "ReliabilityBins": "calibration",
+    "expected_calibration_error": "calibration", "negative_log_likelihood": "calibration",
+    "fit_temperature": "calibration", "apply_temperature": "calibration",
+    "plot_reliability": "plots", "plot_precision_recall": "plots",
     # feature extraction
     "extract_features": "features", "head_removed": "features",
     "cached_features": "feature_cache", "clear_feature_cache": "feature_cache",

@@ -237,3 +237,53 @@ def evaluate(model: nn.Module, data: DataLoader | Dataset, classes: list[str] | 
         confusion=cm, classes=names, y_true=y_true, y_pred=y_pred, probs=probs_np,
         most_wrong=most_wrong(probs_np, y_true, names, top_k_wrong),
     )
+
+
+# ------------------------------------------------------------------------------- checking inputs
+# The metrics in decisions.py and calibration.py take arrays from the user. A wrong one should
+# fail here, in words, not as an IndexError three functions deeper.
+def _array(values: Any) -> np.ndarray:
+    """A list, NumPy array or tensor (even one on a GPU or with gradients) as a NumPy array."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+    return np.asarray(values)
+
+
+def as_outputs(outputs: Any, name: str = "probs", probabilities: bool = True) -> np.ndarray:
+    """A model's outputs (N x C: one row per example, one column per class) as a float64 array, checked.
+
+    ``probabilities=True`` also checks that each row is a probability distribution: logits passed
+    by mistake would give numbers that look like metrics and mean nothing.
+    """
+    array = _array(outputs)
+    if array.dtype.kind not in "iuf" or array.ndim != 2 or array.shape[0] == 0 or array.shape[1] < 2:
+        raise ValueError(f"{name} should be a numeric N x C array (one row per example, at least 2 classes); "
+                         f"got {array.dtype} of shape {array.shape}.")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds {int(np.sum(~np.isfinite(array)))} NaN or infinite values: "
+                         "did training diverge?")
+    if probabilities and (array.min() < -1e-6 or array.max() > 1 + 1e-6
+                          or not np.allclose(array.sum(axis=1), 1.0, atol=1e-3)):
+        raise ValueError(f"{name} should be probabilities (each row in [0, 1], summing to 1). Are these "
+                         "logits? tl.predict returns probabilities; or apply torch.softmax(logits, dim=1).")
+    return array
+
+
+def as_labels(labels: Any, name: str = "y_true", num_classes: int | None = None, n: int | None = None) -> np.ndarray:
+    """Class indices (0, 1, 2, ...) as a 1-D int64 array, checked against ``num_classes`` and length ``n``."""
+    array = _array(labels)
+    whole = array.dtype.kind in "iu" or (array.dtype.kind == "f" and np.all(np.isfinite(array))
+                                         and np.all(array == np.round(array)))
+    if array.ndim != 1 or array.size == 0 or not whole:
+        raise ValueError(f"{name} should be a non-empty 1-D sequence of class indices (0, 1, 2, ...); "
+                         f"got {array.dtype} of shape {array.shape}.")
+    array = array.astype(np.int64)
+    if n is not None and len(array) != n:
+        raise ValueError(f"{name} has {len(array)} entries but there are {n} predictions: one label per example.")
+    if array.min() < 0:
+        raise ValueError(f"{name} holds {int(array.min())}, but class indices start at 0.")
+    if num_classes is not None and array.max() >= num_classes:
+        raise ValueError(f"{name} holds class {int(array.max())}, but there are {num_classes} classes "
+                         f"(0..{num_classes - 1}). Do the labels match the model's classes?")
+    return array

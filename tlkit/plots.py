@@ -226,3 +226,65 @@ def plot_lr_find(result) -> Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------- calibration
+def plot_reliability(bins, titles: Sequence[str] | None = None) -> Figure:
+    """Reliability diagram: accuracy against confidence per bin, with the diagonal and the bin counts.
+
+    ``bins``: a ``tl.reliability_bins`` result, or a list of them (one column each, e.g. before and
+    after temperature scaling). Top: one bar per non-empty bin at its accuracy and the dashed
+    diagonal; bars below the diagonal are over-confident, above it under-confident. Bottom: how many
+    predictions fall in each bin (one bar per bin); a bin with few predictions says little. Guo et
+    al. 2017 (Figure 1) draw the same two panels.
+    """
+    columns = list(bins) if isinstance(bins, (list, tuple)) else [bins]
+    titles = list(titles) if titles is not None else [""] * len(columns)
+    if not columns or len(titles) != len(columns):
+        raise ValueError(f"plot_reliability needs one title per set of bins; got {len(columns)} sets of bins "
+                         f"and {len(titles)} titles.")
+    fig, axes = new_figure(2, len(columns), figsize=(4.2 * len(columns), 6.4))
+    for k, (b, title) in enumerate(zip(columns, titles)):
+        top, bottom = axes[0, k], axes[1, k]
+        width = np.diff(b.edges)
+        full = b.count > 0
+        top.bar(b.edges[:-1][full], b.accuracy[full], width=width[full], align="edge", color="tab:blue",
+                edgecolor="white", label="accuracy in the bin")
+        top.plot([0, 1], [0, 1], "--", color="grey", label="calibrated")
+        top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"{title + ': ' if title else ''}ECE {b.ece:.3f}")
+        top.legend(fontsize=8, loc="upper left")
+        bottom.bar(b.edges[:-1], b.count, width=width, align="edge", color="tab:grey", edgecolor="white")
+        bottom.set(xlim=(0, 1), xlabel="confidence (top class's probability)", ylabel="predictions")
+    fig.tight_layout()
+    return fig
+
+
+def plot_precision_recall(precision, recall, average_precision: float | None = None,
+                          prevalence: float | None = None, operating_point=None, label: str = "model") -> Figure:
+    """Precision against recall for one class (from ``tl.precision_recall_curve``), as steps.
+
+    Steps, not straight lines between the points: precision between two thresholds does not change
+    linearly (Davis & Goadrich 2006), and the area under the steps is the average precision.
+    ``prevalence`` draws the floor of flagging at random (a dashed line); ``operating_point`` marks a
+    chosen threshold: a ``tl.screening_report`` result or a (recall, precision) pair.
+    """
+    precision, recall = np.asarray(precision, dtype=float), np.asarray(recall, dtype=float)
+    if precision.ndim != 1 or precision.shape != recall.shape or not precision.size:
+        raise ValueError(f"precision and recall should be 1-D arrays of the same length; got shapes "
+                         f"{precision.shape} and {recall.shape}.")
+    fig, axes = new_figure(figsize=(5.5, 4.2))
+    ax = axes[0, 0]
+    name = label if average_precision is None else f"{label} (AP {average_precision:.3f})"
+    ax.plot(np.r_[0.0, recall], np.r_[precision[0], precision], drawstyle="steps-pre", label=name)
+    if prevalence is not None:
+        ax.axhline(prevalence, color="grey", linestyle="--", label=f"flagging at random ({prevalence:.2f})")
+    if operating_point is not None:
+        r, p = ((operating_point.recall, operating_point.precision) if hasattr(operating_point, "recall")
+                else operating_point)
+        ax.plot([r], [p], "o", color="tab:red", markersize=8, label=f"threshold: recall {r:.2f}, precision {p:.2f}")
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall (share of the class found)",
+           ylabel="precision (share of flags that are right)", title="Precision-recall")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
