@@ -14,6 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import tlkit as tl
+
 from tlkit.course.exercises import Exercise, Item, Verdict, choice_item, digest, exercise, number_item, plain_evidence
 from tlkit.course.release import ReleaseError, check_item, is_stale, release, release_notebook, strip_solutions
 
@@ -227,3 +229,14 @@ def test_release_ignores_warnings_on_stderr_in_check_cells():
     nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1), check]
     student = release_notebook(nb)
     assert [o["text"] for o in student.cells[1].outputs] == ["q1: passed\n"]
+
+
+def test_exercise_questions_are_new_not_the_lesson_quiz_again():
+    """An exercise asks a variant or a transfer of the lesson's idea, never the quiz question just answered."""
+    from tlkit.course.widgets.questions import QUIZ_DIR, load_quiz
+    lesson_texts = {" ".join(q.text.split()).lower() for stem in tl.available_quizzes() for q in load_quiz(stem).questions}
+    exercise_files = sorted((QUIZ_DIR / "exercises").glob("*.yaml"))
+    assert len(exercise_files) == 7, exercise_files
+    for path in exercise_files:
+        for q in load_quiz(f"exercises/{path.stem}").questions:
+            assert " ".join(q.text.split()).lower() not in lesson_texts, f"{path.name} {q.id} repeats a lesson quiz"

@@ -113,9 +113,9 @@ def test_ex01_new_head(lite0_imagenet):
 
 
 def test_ex01_quiz_items():
-    assert EX01.verdict("q4", answer_q4=864).passed and not EX01.verdict("q4", answer_q4=288).passed
+    assert EX01.verdict("q4", answer_q4=9408).passed and not EX01.verdict("q4", answer_q4=864).passed
     assert EX01.verdict("q5", answer_q5="a").passed
-    assert "Coins" in hint(EX01, "q5", answer_q5="c")
+    assert "turns a \"b\" into a \"d\"" in hint(EX01, "q5", answer_q5="b")
 
 
 def test_ex01_checks_never_hand_out_their_own_model():
@@ -222,7 +222,8 @@ def test_ex02_head_collects_on_held_out_features(frozen_model):
 
 
 def test_ex02_quiz_item():
-    assert EX02.verdict("q5", answer_q5="c").passed and not EX02.verdict("q5", answer_q5="b").passed
+    assert EX02.verdict("q5", answer_q5="b").passed and not EX02.verdict("q5", answer_q5="c").passed
+    assert "stored features no longer match" in hint(EX02, "q5", answer_q5="a")
 
 
 # ---------------------------------------------------------------- 03
@@ -357,6 +358,7 @@ def test_ex03_lr_groups():
 
 
 def test_ex03_quiz_items():
-    assert EX03.verdict("q4", answer_q4="c").passed and not EX03.verdict("q4", answer_q4="a").passed
-    assert EX03.verdict("q5", answer_q5=10248 / 3381256).passed and EX03.verdict("q5", answer_q5="0.3%").passed
-    assert not EX03.verdict("q5", answer_q5=0.3).passed
+    assert EX03.verdict("q4", answer_q4="b").passed and not EX03.verdict("q4", answer_q4="a").passed
+    assert "shuffling" in hint(EX03, "q4", answer_q4="c")
+    assert EX03.verdict("q5", answer_q5=1027848 / 3381256).passed and EX03.verdict("q5", answer_q5="30.4%").passed
+    assert not EX03.verdict("q5", answer_q5=10248 / 3381256).passed

@@ -101,8 +101,8 @@ def test_04_discriminative_groups():
 def test_04_quiz_items():
     assert EX04.verdict("q4", answer_q4=2.5e-4).passed
     _not_yet(EX04.verdict("q4", answer_q4=5e-4), "Halve")
-    assert EX04.verdict("q5", answer_q5="c").passed
-    _not_yet(EX04.verdict("q5", answer_q5="b"), "AdamW")
+    assert EX04.verdict("q5", answer_q5="b").passed
+    _not_yet(EX04.verdict("q5", answer_q5="c"), "AdamW")
 
 
 # ------------------------------------------------------------------------------------ 05
@@ -175,10 +175,10 @@ def test_05_l2sp_penalty():
 
 
 def test_05_quiz_items():
-    assert EX05.verdict("q4", answer_q4="c").passed
-    _not_yet(EX05.verdict("q4", answer_q4="a"), "Validation is for choosing")
-    assert EX05.verdict("q5", answer_q5=0.9125).passed
-    _not_yet(EX05.verdict("q5", answer_q5=0.9), "true class")
+    assert EX05.verdict("q4", answer_q4="b").passed
+    _not_yet(EX05.verdict("q4", answer_q4="a"), "inflated the validation score")
+    assert EX05.verdict("q5", answer_q5=0.84).passed
+    _not_yet(EX05.verdict("q5", answer_q5=0.8), "true class")
 
 
 # ------------------------------------------------------------------------------------ 06
@@ -234,9 +234,9 @@ def test_06_mixup():
 
 def test_06_quiz_items():
     assert EX06.verdict("q4", answer_q4="b").passed
-    _not_yet(EX06.verdict("q4", answer_q4="a"), "still points left")
-    assert EX06.verdict("q5", answer_q5=0.625).passed
-    _not_yet(EX06.verdict("q5", answer_q5=0.25), "s = 0.5")
+    _not_yet(EX06.verdict("q4", answer_q4="a"), "keeps the digit whole")
+    assert EX06.verdict("q5", answer_q5=0.4).passed
+    _not_yet(EX06.verdict("q5", answer_q5=0.625), "s = 0.8")
 
 
 # ------------------------------------------------------------------------------------ 07
@@ -302,7 +302,7 @@ def test_07_export_model():
 
 
 def test_07_quiz_items():
-    assert EX07.verdict("q4", answer_q4="b").passed
-    _not_yet(EX07.verdict("q4", answer_q4="a"), "precision")
-    assert EX07.verdict("q5", answer_q5=0.6).passed
-    _not_yet(EX07.verdict("q5", answer_q5=0.75), "real coins")
+    assert EX07.verdict("q4", answer_q4="a").passed
+    _not_yet(EX07.verdict("q4", answer_q4="b"), "recall")
+    assert EX07.verdict("q5", answer_q5=0.8).passed
+    _not_yet(EX07.verdict("q5", answer_q5=0.5), "flagged scans")

@@ -75,7 +75,7 @@ _EXPORTS = {
     "export_torchscript": "export", "load_torchscript": "export", "export_onnx": "export",
     "compare_predictions": "export", "ExportError": "export",
     # exercises
-    "exercise": "course.exercises", "available_exercises": "course.exercises",
+    "exercise": "course.exercises", "claim": "course.claims", "available_exercises": "course.exercises",
     # widgets: explorers and quizzes (tlkit/course/widgets/)
     "lr_explorer": "course.widgets", "freezing_explorer": "course.widgets", "augmentation_explorer": "course.widgets",
     "overfitting_explorer": "course.widgets", "prediction_explorer": "course.widgets", "quiz": "course.widgets",

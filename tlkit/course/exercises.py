@@ -206,11 +206,12 @@ def number_item(item_id: str, name: str, expected: float | Callable[[], float], 
 
 
 def quiz_item(item_id: str, name: str, quiz: str, question: str, points: float = 1.0) -> Item:
-    """An item graded by a lesson quiz's question: the learner sets ``name`` to an answer.
+    """An item graded by a quiz question: the learner sets ``name`` to an answer.
 
-    The key lives in the quiz file (``tlkit/course/quizzes/NN_*.yaml``), so the same question can be
-    answered in the lesson's quiz widget and graded in the exercise. ``quiz`` is the quiz's number
-    or name (``"03"``), ``question`` its id (``"q2"``). The judge reloads the quiz file itself.
+    The key and the feedback live in a quiz file, judged the way the lessons' quiz widgets judge. The
+    exercises use their own questions (``quiz="exercises/03"``: ``tlkit/course/quizzes/exercises/03.yaml``),
+    variants and transfers of the lesson's ideas rather than the lesson quiz's questions again; a lesson
+    quiz (``"03"``) works too. ``question`` is the question's id (``"q4"``). The judge reloads the file itself.
     """
     def collect(**values):
         value = values[name]

@@ -3,8 +3,8 @@
 q1 (code): ``top5(model, x)``: the 5 most likely ImageNet class indices for one prepared image.
 q2 (code): ``features(model, x)``: the 1280 pooled features the head would receive, head left in place.
 q3 (code): ``model8``: the pretrained network with a new head for the course's 8 classes.
-q4 (quiz 01, q2): how many weights the first convolution has.
-q5 (quiz 01, q4): why frozen ImageNet features barely tell left arrows from right ones.
+q4 (exercises/01.yaml): how many weights ResNet-18's first convolution has (a variant of quiz 01, q2).
+q5 (exercises/01.yaml): b vs d with a frozen body: what lesson 01's per-half pooling suggests.
 
 The code items run the learner's functions on real photos from ``skimage.data`` (prepared at 96 px)
 with a fresh copy of the pretrained EfficientNet-Lite0 each time. The judge computes its own
@@ -265,6 +265,6 @@ EXERCISE = Exercise("01_what_a_pretrained_model_knows", [
          question="Write features(model, x): the pooled features the head receives, shape N x 1280."),
     Item("q3", ("model8",), _collect_model8, _judge_model8,
          question="Make model8: the pretrained EfficientNet-Lite0 with a new head for 8 classes."),
-    quiz_item("q4", "answer_q4", "01", "q2"),
-    quiz_item("q5", "answer_q5", "01", "q4"),
+    quiz_item("q4", "answer_q4", "exercises/01", "q4"),
+    quiz_item("q5", "answer_q5", "exercises/01", "q5"),
 ])

@@ -4,7 +4,7 @@ q1 (code):   ``model``: EfficientNet-Lite0 with a new 8-class head, everything b
 q2 (number): ``n_trainable``: how many parameters of that model learn.
 q3 (code):   ``train_step(head, optimizer, x, y)``: one training step of a head on cached features.
 q4 (code):   ``head``: a head trained on cached features that beats 60 % on the held-out test split.
-q5 (quiz 02, q2): when training on cached features quietly does the wrong thing.
+q5 (exercises/02.yaml): which change of plan keeps a feature cache valid.
 
 The judge recomputes what it compares with (parameter counts of a fresh model, a reference training
 step on a tiny probe, the test labels); the evidence holds only what the learner's code produced.
@@ -318,5 +318,5 @@ EXERCISE = Exercise("02_feature_extraction", [
          question="Write train_step(head, optimizer, x, y): one training step, returning the loss."),
     Item("q4", ("head",), _collect_head, _judge_head,
          question="Train head on cached features so it beats 60% on the held-out test split."),
-    quiz_item("q5", "answer_q5", "02", "q2"),
+    quiz_item("q5", "answer_q5", "exercises/02", "q5"),
 ])

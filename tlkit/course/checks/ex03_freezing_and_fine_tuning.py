@@ -4,8 +4,8 @@ q1 (code): ``unfreeze_last_n(model, n)``: the head and the last ``n`` parts lear
 q2 (code): ``frozen_bn_eval(model)``: after ``model.train()``, frozen BatchNorm layers back to eval mode.
 q3 (code): ``lr_groups(model, lr, body_factor)``: two optimiser groups, the head at ``lr`` and the
            rest of the trainable body at ``lr * body_factor``.
-q4 (quiz 03, q1): what still changes in a "frozen" body in train mode.
-q5 (quiz 03, q4): what fraction of the parameters a head-only model trains.
+q4 (exercises/03.yaml): what tl.freeze_batchnorm protects from with one class per batch.
+q5 (exercises/03.yaml): what fraction of the parameters unfreeze_last(model, 2) trains.
 
 The learner's functions run on fresh models the checks build (EfficientNet-Lite0 with random
 weights and an 8-class head, and a small probe network); the judge rebuilds the same models in its
@@ -318,6 +318,6 @@ EXERCISE = Exercise("03_freezing_and_fine_tuning", [
          question="Write frozen_bn_eval(model): frozen BatchNorm layers to eval mode, the rest untouched."),
     Item("q3", ("lr_groups",), _collect_groups, _judge_groups,
          question="Write lr_groups(model, lr, body_factor): the head at lr, the trainable body at lr * body_factor."),
-    quiz_item("q4", "answer_q4", "03", "q1"),
-    quiz_item("q5", "answer_q5", "03", "q4"),
+    quiz_item("q4", "answer_q4", "exercises/03", "q4"),
+    quiz_item("q5", "answer_q5", "exercises/03", "q5"),
 ])

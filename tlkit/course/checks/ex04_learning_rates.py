@@ -5,8 +5,8 @@ q2 (code):   ``train_step(model, batch, optimizer, loss_fn)``: one optimiser ste
              model whose parameters start with stale gradients.
 q3 (code):   ``discriminative_groups(parts, lr, mult)``: optimiser parameter groups, smaller LRs
              towards the input.
-q4 (quiz 04/q3): the LR two parts before the head with ``lr_mult=0.5``.
-q5 (quiz 04/q1): what a far too high LR does to a pretrained network.
+q4 (exercises/04.yaml): the LR three parts before the head with ``lr=2e-3, lr_mult=0.5``.
+q5 (exercises/04.yaml): what lesson 04 measured at the LR past the range test's minimum.
 
 Every judge recomputes what is right from constants in this file (synthetic curves, a tiny model
 with fixed weights), so the evidence only has to carry the learner's numbers.
@@ -264,6 +264,6 @@ EXERCISE = Exercise("04_learning_rates", [
     Item("q3", ("discriminative_groups",), _collect_groups, _judge_groups,
          question="Write discriminative_groups(parts, lr, mult): parameter groups with smaller LRs "
                   "towards the input."),
-    quiz_item("q4", "answer_q4", "04", "q3"),
-    quiz_item("q5", "answer_q5", "04", "q1"),
+    quiz_item("q4", "answer_q4", "exercises/04", "q4"),
+    quiz_item("q5", "answer_q5", "exercises/04", "q5"),
 ])

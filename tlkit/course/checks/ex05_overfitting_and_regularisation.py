@@ -5,8 +5,8 @@ q2 (code):   ``add_dropout(model, p)`` puts dropout in front of the head; judged
              outputs in train and eval mode (the head is invertible, so the judge can see which
              features were dropped and how the rest were scaled).
 q3 (code):   ``l2sp_penalty(model, start, alpha, beta)``; its value and its gradients.
-q4 (quiz 05/q3): why the validation score of the chosen epoch is optimistic.
-q5 (quiz 05/q2): the target probability of the true class with label smoothing.
+q4 (exercises/05.yaml): which score to report after choosing among five LRs.
+q5 (exercises/05.yaml): the true class's target with label smoothing 0.2 over 5 classes.
 """
 from __future__ import annotations
 
@@ -295,6 +295,6 @@ EXERCISE = Exercise("05_overfitting_and_regularisation", [
          question="Write add_dropout(model, p): dropout in front of model.classifier."),
     Item("q3", ("l2sp_penalty",), _collect_penalty, _judge_penalty,
          question="Write l2sp_penalty(model, start, alpha, beta): the L2-SP penalty as a tensor."),
-    quiz_item("q4", "answer_q4", "05", "q3"),
-    quiz_item("q5", "answer_q5", "05", "q2"),
+    quiz_item("q4", "answer_q4", "exercises/05", "q4"),
+    quiz_item("q5", "answer_q5", "exercises/05", "q5"),
 ])

@@ -6,8 +6,8 @@ q1 (code):   ``safe_augment(image)``, a random augmentation that keeps the label
 q2 (code):   ``tta_probs(model, images)``: class probabilities averaged over the image as it is and
              upside down, checked on a tiny model with dropout.
 q3 (code):   ``mixup(images, labels, lam, num_classes)``: MixUp of a batch with itself reversed.
-q4 (quiz 06/q1): which augmentation teaches the model something false on the course data.
-q5 (quiz 06/q3): the smallest area a crop at strength 0.5 keeps.
+q4 (exercises/06.yaml): which augmentation breaks the labels of handwritten digits.
+q5 (exercises/06.yaml): the smallest area a crop at strength 0.8 keeps.
 """
 from __future__ import annotations
 
@@ -257,6 +257,6 @@ EXERCISE = Exercise("06_data_augmentation", [
          question="Write tta_probs(model, images): probabilities averaged over the image and its vertical flip."),
     Item("q3", ("mixup",), _collect_mix, _judge_mix,
          question="Write mixup(images, labels, lam, num_classes): MixUp of a batch with itself reversed."),
-    quiz_item("q4", "answer_q4", "06", "q1"),
-    quiz_item("q5", "answer_q5", "06", "q3"),
+    quiz_item("q4", "answer_q4", "exercises/06", "q4"),
+    quiz_item("q5", "answer_q5", "exercises/06", "q5"),
 ])

@@ -6,8 +6,8 @@ q2 (code):   ``balanced_accuracy(y_true, y_pred)``: the mean recall, on imbalanc
 q3 (code):   ``export_model(model, path, example)`` writes TorchScript; the check loads the file
              itself and compares its outputs with the model's in eval mode (the probe model has
              BatchNorm and dropout, so an export in training mode predicts something else).
-q4 (quiz 07/q3): where a class's recall sits in the confusion matrix.
-q5 (quiz 07/q1): a recall from counts.
+q4 (exercises/07.yaml): where a class's precision sits in the confusion matrix.
+q5 (exercises/07.yaml): a screening flag's precision from counts.
 """
 from __future__ import annotations
 
@@ -255,6 +255,6 @@ EXERCISE = Exercise("07_choosing_and_evaluating", [
          question="Write balanced_accuracy(y_true, y_pred): the mean of the per-class recalls."),
     Item("q3", ("export_model",), _collect_export, _judge_export,
          question="Write export_model(model, path, example): a TorchScript file that predicts what the model does."),
-    quiz_item("q4", "answer_q4", "07", "q3"),
-    quiz_item("q5", "answer_q5", "07", "q1"),
+    quiz_item("q4", "answer_q4", "exercises/07", "q4"),
+    quiz_item("q5", "answer_q5", "exercises/07", "q5"),
 ])

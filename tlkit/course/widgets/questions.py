@@ -90,8 +90,11 @@ def available_quizzes() -> dict[str, str]:
 
 
 def _find(source: str | Path) -> Path:
-    """A path, a file stem ("03_freezing_and_fine_tuning") or a lesson number ("03")."""
+    """A path, a file stem ("03_freezing_and_fine_tuning"), a lesson number ("03"), or an exercise's own
+    questions ("exercises/03": ``quizzes/exercises/03.yaml``, asked in the exercise, never in the lesson)."""
     path = Path(source)
+    if path.suffix == "" and path.parent == Path("exercises") and (QUIZ_DIR / f"{source}.yaml").is_file():
+        return QUIZ_DIR / f"{source}.yaml"
     if path.suffix in (".yaml", ".yml", ".json") or path.parent != Path("."):
         if not path.is_file():
             raise QuizError(f"No quiz file at {path}.")
