@@ -71,6 +71,8 @@ def test_lesson_has_measured_check_cells(path: Path):
         # A check states what was measured with tl.claim(text, value, comparison, threshold): computed, not
         # typed in, and recorded for benchmarks/claims.py, which reruns it over seeds and thread counts.
         assert "tl.claim(" in _source(cell), f"{path.name}: a check cell states its claim with tl.claim(...)"
+        # nbval compares a check cell's whole output: a number printed there differs on the next machine.
+        assert "print(f" not in _source(cell), f"{path.name}: print measured numbers in a cell before the check"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
