@@ -37,15 +37,15 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from run_notebook import execute  # noqa: E402  (the one way the course runs a notebook)
 RESULTS = ROOT / "benchmarks" / "results" / "claims.jsonl"
 SEED_LINE = re.compile(r"^SEED = 0\b", re.MULTILINE)
 
@@ -75,17 +75,7 @@ def run_once(path: Path, seed: int, threads: int, timeout: int) -> tuple[list[di
         log = Path(tmp) / "claims.jsonl"
         env = {**os.environ, "TLKIT_CLAIMS_LOG": str(log), "OMP_NUM_THREADS": str(threads),
                "MKL_NUM_THREADS": str(threads)}
-        saved = dict(os.environ)
-        os.environ.update(env)  # the kernel inherits this process's environment
-        try:
-            client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                    resources={"metadata": {"path": str(path.parent)}})
-            start = time.perf_counter()
-            client.execute()
-            seconds = time.perf_counter() - start
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        seconds = execute(nb, path.parent, timeout, env=env)
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return rows, seconds
 

@@ -50,17 +50,19 @@ def strip_widget_state(nb: nbformat.NotebookNode) -> None:
         cell.outputs = kept
 
 
+def execute(nb: nbformat.NotebookNode, folder: Path, timeout: int = 600, env: dict | None = None) -> float:
+    """Run ``nb`` top to bottom in a fresh kernel started in ``folder`` (with ``env``, if given, as
+    the kernel's environment); its outputs are written into ``nb``. Returns the seconds it took."""
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}})
+    start = time.perf_counter()
+    client.execute(**({"env": env} if env is not None else {}))
+    return time.perf_counter() - start
+
+
 def run(path: Path, write: bool = True, timeout: int = 600) -> float:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    start = time.perf_counter()
-    client.execute()
-    seconds = time.perf_counter() - start
+    seconds = execute(nb, path.parent, timeout)
     strip_widget_state(nb)
     if write:
         nbformat.write(nb, path)
