@@ -24,8 +24,11 @@ claim for its new text and threshold, keeping every recorded value, so the table
 of reruns; the table then shows the restated claim's margin over the same runs. A restated threshold
 was chosen after seeing those runs, so confirm it on new seeds (``--seeds 5 6 7 8 9``) when you can.
 
-Results are appended to ``benchmarks/results/claims.jsonl`` as each run ends (one line per claim per
-run), and runs already there are skipped, so an interrupted sweep continues where it stopped.
+Results are written to ``benchmarks/results/claims.jsonl`` as each run ends (one line per claim per
+run). A run is skipped when every claim the lesson states now already has its line for that seed and
+thread count, so an interrupted sweep continues where it stopped, and a changed lesson (a new claim)
+runs again. A new run's lines replace the stored lines of the same claims for the same seed and thread
+count; the lines of claims the lesson no longer states stay, as the record behind "dropped".
 Expect about 15 runs x 1-2 minutes per lesson on a 2-core machine.
 """
 from __future__ import annotations
@@ -104,6 +107,20 @@ def current_claims(notebook: str) -> list[re.Pattern]:
     return patterns
 
 
+def already_measured(notebook: str, seed: int, threads: int) -> bool:
+    """True when every claim the lesson states now has a stored line for this seed and thread count."""
+    texts = {r["text"] for r in stored() if (r["notebook"], r["seed"], r["threads"]) == (notebook, seed, threads)}
+    claims = current_claims(notebook)
+    return bool(texts) and all(any(p.match(t) for t in texts) for p in claims)
+
+
+def store(new_rows: list[dict]) -> None:
+    """Add one run's lines; they replace the stored lines of the same claims for that seed and thread count."""
+    replaced = {(r["notebook"], r["seed"], r["threads"], r["text"]) for r in new_rows}
+    kept = [r for r in stored() if (r["notebook"], r["seed"], r["threads"], r["text"]) not in replaced]
+    RESULTS.write_text("".join(json.dumps(r) + "\n" for r in kept + new_rows))
+
+
 def table(rows: list[dict]) -> str:
     """One line per claim: runs, how many held, worst / median value, the threshold, the worst margin,
     and whether the lesson still states it ("dropped": it did not survive and the lesson no longer says it)."""
@@ -163,12 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table(stored()))
         return 0
     paths = [p.resolve() for p in args.notebooks] or lessons()
-    done = {(r["notebook"], r["seed"], r["threads"]) for r in stored()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for path in paths:
         for threads in args.threads:
             for seed in args.seeds:
-                if (path.name, seed, threads) in done:
+                if already_measured(path.name, seed, threads):
                     continue
                 try:
                     rows, seconds = run_once(path, seed, threads, args.timeout)
@@ -178,10 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 if not rows:
                     print(f"{path.name}: no claims recorded (is the lesson using tl.claim?)", file=sys.stderr)
-                with RESULTS.open("a") as out:
-                    for r in rows:
-                        out.write(json.dumps({"notebook": path.name, "seed": seed, "threads": threads,
-                                              "seconds": round(seconds, 1), **r}) + "\n")
+                store([{"notebook": path.name, "seed": seed, "threads": threads, "seconds": round(seconds, 1), **r}
+                       for r in rows])
                 failed = [r["text"] for r in rows if not r["holds"]]
                 print(f"{path.name} seed {seed} threads {threads}: {len(rows)} claims, {len(failed)} failed, "
                       f"{seconds:.0f} s" + "".join(f"\n    FAILED: {t}" for t in failed), flush=True)

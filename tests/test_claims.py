@@ -116,3 +116,24 @@ def test_benchmark_restate_rescores_stored_runs_keeping_their_values(tmp_path, m
     assert again[0]["margin"] == pytest.approx(0.02) and again[0]["text"] == "over 5 points"
     with pytest.raises(SystemExit, match="no stored run"):
         bench.restate("never said", "x", ">", 0.0)
+
+
+def test_benchmark_reruns_a_changed_lesson_and_replaces_only_the_claims_it_measured(tmp_path, monkeypatch):
+    bench = _benchmark()
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "claims.jsonl")
+    lesson = "06_data_augmentation.ipynb"
+    stated = [p.pattern.strip("^$").replace("\\", "") for p in bench.current_claims(lesson)]
+    assert len(stated) >= 2
+
+    def row(text, value, seed=0):
+        return {"notebook": lesson, "seed": seed, "threads": 2, "text": text, "comparison": ">", "threshold": 0.0,
+                "value": value, "margin": value, "holds": value > 0}
+
+    bench.store([row("An old claim the lesson dropped", -0.1), row(stated[0], 0.3)])
+    assert not bench.already_measured(lesson, 0, 2)  # a claim the lesson states now has no line yet
+    bench.store([row(text, 0.5) for text in stated])
+    assert bench.already_measured(lesson, 0, 2) and not bench.already_measured(lesson, 1, 2)
+    rows = bench.stored()
+    assert len(rows) == len(stated) + 1  # the rerun replaced the claim it measured again ...
+    assert {r["value"] for r in rows if r["text"] == stated[0]} == {0.5}
+    assert [r["value"] for r in rows if r["text"] == "An old claim the lesson dropped"] == [-0.1]  # ... and kept this

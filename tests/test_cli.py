@@ -47,6 +47,18 @@ def test_course_opens_jupyterlab_on_the_lessons(capsys):
     assert cmd.strip().split("root_dir=")[1].split()[0].endswith("lessons")
 
 
+def test_course_fetches_the_text_data_once_and_opens_anyway_without_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TLKIT_DATA", str(tmp_path))  # not fetched here, and TLKIT_OFFLINE is set
+    cli._fetch_course_text()
+    err = capsys.readouterr().err
+    assert "fetching the drug reviews" in err and "WARNING" in err and "fetch-data drug-reviews" in err
+    from tlkit.data.text import drug_reviews_file
+    drug_reviews_file().parent.mkdir(parents=True)
+    drug_reviews_file().write_bytes(b"x")
+    cli._fetch_course_text()
+    assert capsys.readouterr().err == ""  # there already: nothing to do, nothing said
+
+
 def test_course_with_a_missing_folder_is_a_clear_error(capsys, tmp_path):
     assert cli.main(["course", "--dir", str(tmp_path / "nope"), "--dry-run"]) == 2
     assert "is not a folder" in capsys.readouterr().err

@@ -79,6 +79,9 @@ def test_few_shot_and_split_are_stratified_and_disjoint():
     few = tl.few_shot(data.train, 4, seed=3)
     assert set(few.class_counts().values()) == {4}
     assert torch.equal(few.images, tl.few_shot(data.train, 4, seed=3).images)
+    picked = tl.few_shot_indices(data.train, 4, seed=3)  # to pick the same rows of features computed once
+    assert torch.equal(data.train.images[picked], few.images) and torch.equal(data.train.labels[picked], few.labels)
+    assert not torch.equal(picked, tl.few_shot_indices(data.train, 4, seed=4))  # another seed, another draw
     with pytest.raises(tl.DataError, match="fewer than 11"):
         tl.few_shot(data.train, 11)
     parts = tl.split(data.train, val=0.2, test=0.2, seed=0)

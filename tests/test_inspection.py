@@ -141,6 +141,9 @@ def test_knn_and_linear_probe_find_clear_clusters():
     xte, yte = xtr + np.random.default_rng(1).normal(size=xtr.shape).astype(np.float32) * 0.05, ytr
     assert tl.knn_accuracy(xtr, ytr, xte, yte, k=5) == 1.0
     assert tl.linear_probe_accuracy(torch.from_numpy(xtr), torch.from_numpy(ytr), xte, yte) == 1.0
+    probe = tl.linear_probe(torch.from_numpy(xtr), torch.from_numpy(ytr))  # fitted once, asked many times
+    shuffled = np.random.default_rng(2).permutation(len(xte))
+    assert (probe.predict(xte[shuffled]) == yte[shuffled]).all()
 
 
 def test_knn_and_linear_probe_are_near_chance_on_noise():
@@ -165,6 +168,8 @@ def test_feature_scores_reject_mismatched_inputs():
         tl.linear_probe_accuracy(x, y.astype(float), x, y)
     with pytest.raises(ValueError, match="single class"):
         tl.linear_probe_accuracy(x, np.zeros(len(x), dtype=int), x, y)
+    with pytest.raises(ValueError, match="one integer label per row"):
+        tl.linear_probe(x, y[:-1])
 
 
 def test_embed_2d_keeps_clusters_apart():

@@ -37,9 +37,11 @@ _EXPORTS = {
     "set_trainable": "freezing",
     # data
     "ImageDataset": "data", "DataSplits": "data", "DataError": "data", "course_data": "data",
-    "few_shot": "data", "split": "data", "train_transforms": "data", "eval_transforms": "data",
+    "few_shot": "data", "few_shot_indices": "data", "split": "data", "train_transforms": "data", "eval_transforms": "data",
     "AUGMENTATIONS": "data", "load_image_folder": "data", "load_folder_splits": "data",
     "public_dataset": "data", "make_loader": "data",
+    "TextDataset": "data", "drug_reviews": "data", "fetch_drug_reviews": "data",
+    "TextClassifier": "text", "text_transform": "text",
     # training and evaluation
     "fit": "train", "History": "train", "lr_find": "lr_finder", "LRFindResult": "lr_finder",
     "Callback": "callbacks", "EarlyStopping": "callbacks",
@@ -64,7 +66,7 @@ _EXPORTS = {
     # looking inside a pretrained model (lesson 01) and checking the machine (lesson 00)
     "top_k": "inspection", "plot_top_k": "inspection", "first_layer_filters": "inspection",
     "plot_filters": "inspection", "feature_maps": "inspection", "plot_feature_maps": "inspection",
-    "knn_accuracy": "inspection", "linear_probe_accuracy": "inspection", "embed_2d": "inspection",
+    "knn_accuracy": "inspection", "linear_probe": "inspection", "linear_probe_accuracy": "inspection", "embed_2d": "inspection",
     "plot_embeddings": "inspection", "prepare_image": "inspection", "doctor": "course.doctor",
     # checkpoints
     "save_model": "checkpoint", "load_model": "checkpoint", "load_weights": "checkpoint",

@@ -23,6 +23,9 @@ class ModelConfig:
         num_classes: outputs of the classifier head.
         classes: class names, in output order (empty when unknown).
         pretrained: where the weights came from (``"imagenet"``, ``"none"``, or a file path).
+        modality: ``"image"``, or ``"text"`` for the text encoders (``tlkit.text``): their input is token
+            ids, made by the tokenizer that travels with the model; the image fields do not apply.
+        max_length: text models only: the most tokens of a text the model reads (longer texts are cut).
     """
 
     name: str
@@ -33,9 +36,16 @@ class ModelConfig:
     num_classes: int = 1000
     classes: list[str] = field(default_factory=list)
     pretrained: str = "imagenet"
+    modality: str = "image"
+    max_length: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if self.modality == "text":  # no pixels: leave out what would only mislead a reader of config.json
+            for key in ("input_size", "mean", "std", "interpolation"):
+                d.pop(key)
+            return d
+        d.pop("max_length")
         d["input_size"] = list(self.input_size)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d

@@ -16,6 +16,7 @@ facts learners trip over:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,8 +46,11 @@ def parts(model: nn.Module) -> list[Part]:
 
     Modules without parameters (ReLU, pooling) are skipped. Top-level layers before the first block
     are grouped into ``stem``; top-level layers between the last block and the head (e.g.
-    EfficientNet's ``conv_head``/``bn2``) are grouped into ``neck``.
+    EfficientNet's ``conv_head``/``bn2``) are grouped into ``neck``. A model that knows its own parts
+    says so with a ``tlkit_parts()`` method (the text models: stem, ``layers.0``..., head).
     """
+    if callable(getattr(model, "tlkit_parts", None)):
+        return model.tlkit_parts()
     head = head_name(model)
     stem: list[str] = []
     blocks: list[Part] = []
@@ -68,6 +72,29 @@ def parts(model: nn.Module) -> list[Part]:
     if neck:
         result.append(Part("neck", neck))
     return result + [Part("head", [head])]
+
+
+def body_parts(model: nn.Module) -> list[Part]:
+    """``parts(model)`` without the head: stem, blocks..., neck."""
+    return [p for p in parts(model) if p.name != "head"]
+
+
+def choose_parts(model: nn.Module, depths: Sequence[str | int] | None) -> list[Part]:
+    """Body parts by name (``"blocks.3"``) or position (0 = stem); ``None``: four spread from first to last."""
+    body = body_parts(model)
+    names = [p.name for p in body]
+    if depths is None:  # four parts spread from the first to the last
+        picks = sorted({round(i * (len(body) - 1) / 3) for i in range(4)})
+        return [body[i] for i in picks]
+    chosen = []
+    for d in depths:
+        if isinstance(d, int) and not isinstance(d, bool) and -len(body) <= d < len(body):
+            chosen.append(body[d])
+        elif isinstance(d, str) and d in names:
+            chosen.append(body[names.index(d)])
+        else:
+            raise ValueError(f"Unknown depth {d!r}: use a part name from {names} or an index 0..{len(body) - 1}.")
+    return chosen
 
 
 def _set(params, trainable: bool) -> None:

@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .config import get_config
+from .freezing import choose_parts
 from .plots import new_figure
 
 ImageLike = Union[np.ndarray, torch.Tensor]
@@ -186,30 +187,6 @@ def plot_filters(filters: torch.Tensor, ncols: int = 16, title: str | None = Non
     return fig
 
 
-def _body_parts(model: nn.Module):
-    """``tlkit.parts(model)`` without the head: stem, blocks..., neck."""
-    from .freezing import parts
-
-    return [p for p in parts(model) if p.name != "head"]
-
-
-def _choose_depths(model: nn.Module, depths: Sequence[str | int] | None) -> list:
-    body = _body_parts(model)
-    names = [p.name for p in body]
-    if depths is None:  # four parts spread from the first to the last
-        picks = sorted({round(i * (len(body) - 1) / 3) for i in range(4)})
-        return [body[i] for i in picks]
-    chosen = []
-    for d in depths:
-        if isinstance(d, int) and not isinstance(d, bool) and -len(body) <= d < len(body):
-            chosen.append(body[d])
-        elif isinstance(d, str) and d in names:
-            chosen.append(body[names.index(d)])
-        else:
-            raise ValueError(f"Unknown depth {d!r}: use a part name from {names} or an index 0..{len(body) - 1}.")
-    return chosen
-
-
 def feature_maps(model: nn.Module, image: ImageLike, depths: Sequence[str | int] | None = None,
                  image_size: int | None = None) -> dict[str, torch.Tensor]:
     """What the chosen parts of the network output for one image: name -> channels x H x W tensor.
@@ -222,7 +199,7 @@ def feature_maps(model: nn.Module, image: ImageLike, depths: Sequence[str | int]
     """
     from .evaluation import keep_modes
 
-    chosen = _choose_depths(model, depths)
+    chosen = choose_parts(model, depths)
     x = prepare_image(model, image, image_size)
     captured: dict[str, torch.Tensor] = {}
     handles = []
@@ -321,12 +298,13 @@ def knn_accuracy(train_feats, train_y, test_feats, test_y, k: int = 5) -> float:
     return float((predicted == yte).mean())
 
 
-def linear_probe_accuracy(train_feats, train_y, test_feats, test_y, C: float = 1.0) -> float:
-    """Test accuracy of a linear classifier (logistic regression) trained on frozen features.
+def linear_probe(train_feats, train_y, C: float = 1.0):
+    """A linear classifier (logistic regression) fitted on frozen features; ``.predict(feats)`` labels.
 
     This is "feature extraction" in its purest form: if one linear layer can separate the classes,
     the features already contain what the task needs. Features are standardised first (zero mean,
     unit variance, fitted on the training set only); ``C`` is the inverse regularisation strength.
+    Returns a fitted scikit-learn pipeline: ``probe.predict(test_feats)`` gives one label per row.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -334,7 +312,8 @@ def linear_probe_accuracy(train_feats, train_y, test_feats, test_y, C: float = 1
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    xtr, ytr, xte, yte = _check_pair(train_feats, train_y, test_feats, test_y)
+    xtr = _features(train_feats, "train_feats")
+    ytr = _labels(train_y, len(xtr), "train_y")
     if len(np.unique(ytr)) < 2:
         raise ValueError("train_y has a single class: a classifier needs examples of at least two classes.")
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500))
@@ -344,7 +323,13 @@ def linear_probe_accuracy(train_feats, train_y, test_feats, test_y, C: float = 1
         # what we measure, and it no longer changes much by then.
         warnings.simplefilter("ignore", ConvergenceWarning)
         probe.fit(xtr, ytr)
-    return float((probe.predict(xte) == yte).mean())
+    return probe
+
+
+def linear_probe_accuracy(train_feats, train_y, test_feats, test_y, C: float = 1.0) -> float:
+    """Test accuracy of a linear probe (``linear_probe``) trained on frozen features."""
+    xtr, ytr, xte, yte = _check_pair(train_feats, train_y, test_feats, test_y)
+    return float((linear_probe(xtr, ytr, C).predict(xte) == yte).mean())
 
 
 def embed_2d(features, method: str = "pca", seed: int = 0) -> np.ndarray:

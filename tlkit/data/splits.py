@@ -16,8 +16,12 @@ def _per_class_indices(ds: ImageDataset, seed: int) -> list[torch.Tensor]:
     return out
 
 
-def few_shot(ds: ImageDataset, k: int, seed: int = 0) -> ImageDataset:
-    """``k`` images of every class, chosen at random (seeded): the few-shot training set."""
+def few_shot_indices(ds: ImageDataset, k: int, seed: int = 0) -> torch.Tensor:
+    """The positions in ``ds`` of the images that ``few_shot(ds, k, seed)`` picks, in order.
+
+    For features computed once for the whole set: ``features[few_shot_indices(data.train, 20, seed)]``
+    are the features of ``few_shot(data.train, 20, seed)``, so each new draw costs no forward pass.
+    """
     if k < 1:
         raise DataError(f"k must be >= 1, got {k}.")
     per_class = _per_class_indices(ds, seed)
@@ -25,8 +29,12 @@ def few_shot(ds: ImageDataset, k: int, seed: int = 0) -> ImageDataset:
     if short:
         raise DataError(f"few_shot(k={k}): these classes have fewer than {k} images: {short}. "
                         f"Use k <= {min(len(i) for i in per_class)} or add images.")
-    chosen = torch.cat([idx[:k] for idx in per_class])
-    return ds.subset(chosen.sort().values)
+    return torch.cat([idx[:k] for idx in per_class]).sort().values
+
+
+def few_shot(ds: ImageDataset, k: int, seed: int = 0) -> ImageDataset:
+    """``k`` images of every class, chosen at random (seeded): the few-shot training set."""
+    return ds.subset(few_shot_indices(ds, k, seed))
 
 
 def split(ds: ImageDataset, val: float = 0.2, test: float = 0.0, seed: int = 0) -> DataSplits:

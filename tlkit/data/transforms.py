@@ -57,12 +57,21 @@ def _interpolation(config: ModelConfig) -> InterpolationMode:
     return InterpolationMode.BICUBIC if config.interpolation == "bicubic" else InterpolationMode.BILINEAR
 
 
+def _image_config(config: ModelConfig) -> ModelConfig:
+    """``config``, after making sure it describes an image model."""
+    if getattr(config, "modality", "image") != "image":
+        raise ValueError(f"{config.name!r} is a {config.modality} model: it reads token ids, not pixels. "
+                         "Use tl.text_transform(model) for its data.")
+    return config
+
+
 def _finish(config: ModelConfig) -> list:
     return [T.ToDtype(torch.float32, scale=True), T.Normalize(list(config.mean), list(config.std))]
 
 
 def eval_transforms(config: ModelConfig, image_size: int | None = None) -> Callable:
     """Resize the short side to image_size·8/7, centre-crop image_size, normalise."""
+    config = _image_config(config)
     size = image_size or config.input_size[0]
     return T.Compose([T.Resize(round(size * 8 / 7), interpolation=_interpolation(config), antialias=True),
                       T.CenterCrop(size)] + _finish(config))
@@ -77,6 +86,7 @@ def train_transforms(config: ModelConfig, image_size: int | None = None,
     other names from ``AUGMENTATIONS`` (see ``augmentation_names``). Without ``"crop"`` the image is
     resized and centre-cropped first, so that every output has the same size.
     """
+    config = _image_config(config)
     size = image_size or config.input_size[0]
     names = augmentation_names(augment)
     if not names:
