@@ -154,6 +154,24 @@ def test_knn_and_linear_probe_are_near_chance_on_noise():
     assert tl.linear_probe_accuracy(xtr, ytr, xte, yte) < 0.4
 
 
+def test_balanced_class_weights_make_a_probe_find_a_rare_class_more_often():
+    # Two overlapping classes, one of them 20 times rarer: unweighted, the probe mostly answers
+    # "common"; weighted, the rare class counts as much as the common one and is found more often.
+    rng = np.random.default_rng(0)
+    def sample(n_common, n_rare):
+        x = np.concatenate([rng.normal(0.0, 1.0, (n_common, 2)), rng.normal(1.0, 1.0, (n_rare, 2))])
+        return x, np.repeat([0, 1], [n_common, n_rare])
+    xtr, ytr = sample(400, 20)
+    xte, yte = sample(500, 500)
+    plain = tl.linear_probe(xtr, ytr).predict(xte)
+    weighted = tl.linear_probe(xtr, ytr, class_weight="balanced").predict(xte)
+    rare_recall = lambda pred: (pred[yte == 1] == 1).mean()
+    assert rare_recall(plain) < 0.2
+    assert rare_recall(weighted) > rare_recall(plain) + 0.4
+    with pytest.raises(ValueError, match="'balanced'"):
+        tl.linear_probe(xtr, ytr, class_weight="rare")
+
+
 def test_feature_scores_reject_mismatched_inputs():
     x, y = _clusters()
     with pytest.raises(ValueError, match="one integer label per row"):

@@ -97,3 +97,45 @@ def test_misuse_says_what_to_do(minilm):
         tl.load_pretrained("hf:", num_classes=2)
     with pytest.raises(TypeError, match="a str"):
         tl.text_transform(minilm)(["a list"])
+
+
+def test_cached_features_of_texts_are_computed_once_per_texts_and_length(minilm, monkeypatch):
+    from tlkit import feature_cache as fc
+
+    calls = []
+    real = fc.extract_features
+    monkeypatch.setattr(fc, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fc.clear_feature_cache()
+    data = tl.TextDataset(["good", "bad", "fine"], [2, 0, 1], ["negative", "neutral", "positive"])
+    tokens = data.with_transform(tl.text_transform(minilm, max_length=16))
+    first = tl.cached_features(minilm, tokens)
+    again = tl.cached_features(minilm, data.with_transform(tl.text_transform(minilm, max_length=16)))
+    assert again is first and len(calls) == 1
+    tl.cached_features(minilm, data.with_transform(tl.text_transform(minilm, max_length=8)))  # another length
+    tl.cached_features(minilm, tl.TextDataset(["good", "bad", "okay"], [2, 0, 1], data.classes,
+                                              transform=tokens.transform))  # another text
+    assert len(calls) == 3
+
+
+def test_the_top_layers_on_cached_inputs_compute_what_the_whole_model_computes(minilm):
+    texts = ["It worked within a day.", "Terrible nausea, I stopped after a week.", "No difference at all."]
+    data = tl.TextDataset(texts, [2, 0, 1], ["negative", "neutral", "positive"])
+    tokens = data.with_transform(tl.text_transform(minilm, max_length=24))
+    inputs, labels = tl.text_top_inputs(minilm, tokens, 2).tensors
+    assert inputs.shape == (3, 24, 384 + 1) and labels.tolist() == [2, 0, 1]
+    assert inputs[..., -1].sum(dim=1).tolist() == (torch.stack([tokens[i][0] for i in range(3)]) != 0).sum(1).tolist()
+    top = tl.TextTop(minilm, 2).eval()
+    minilm.eval()
+    with torch.inference_mode():
+        assert torch.allclose(top(inputs), minilm(texts), atol=1e-4)
+    assert [p.name for p in tl.parts(top)] == ["layers.4", "layers.5", "head"]
+    # The top shares the model's layers: training it changes the model, and only its top.
+    tl.unfreeze(top)
+    before = {n: p.clone() for n, p in minilm.named_parameters()}
+    tl.fit(top, tl.text_top_inputs(minilm, tokens, 2), epochs=2, lr=1e-3, batch_size=3, progress=False, verbose=False,
+           schedule="constant", seed=0)
+    changed = {n.split(".")[3] if n.startswith("body.encoder") else n.split(".")[0]
+               for n, p in minilm.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"4", "5", "classifier"}
+    with pytest.raises(ValueError, match="between 0 .* and 6"):
+        tl.TextTop(minilm, 7)

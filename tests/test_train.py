@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from tlkit.freezing import set_frozen_bn_eval
-from tlkit.train import History, fit, validate
+from tlkit.train import History, balanced_class_weights, fit, validate
 
 CLASSES = ["red-horizontal", "red-vertical", "blue-horizontal", "blue-vertical"]
 
@@ -357,3 +357,41 @@ def test_one_cycle_with_fewer_than_5_steps_says_why(steps):
         fit(linear_model(), stripes(16 * steps, seed=1), epochs=1, batch_size=16, **quiet())
     history = fit(linear_model(), stripes(16 * steps, seed=1), epochs=1, batch_size=16, schedule="cosine", **quiet())
     assert len(history.step_lrs) == steps
+
+
+def test_balanced_class_weights_make_a_rare_class_count_as_much_as_a_common_one():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    weights = balanced_class_weights(labels)
+    assert torch.allclose(weights, torch.tensor([100 / (2 * 90), 100 / (2 * 10)]))
+    assert torch.allclose(weights * torch.bincount(labels), torch.tensor([50.0, 50.0]))  # equal totals
+    with pytest.raises(ValueError, match=r"Classes \[2\] have no training examples"):
+        balanced_class_weights(labels, num_classes=3)
+
+
+def test_class_weights_in_fit_raise_the_recall_of_a_rare_class():
+    # Two overlapping clouds, the second 15 times rarer; unweighted, the model learns to say "common".
+    g = torch.Generator().manual_seed(0)
+    def clouds(n_common, n_rare):
+        x = torch.cat([torch.randn(n_common, 2, generator=g), torch.randn(n_rare, 2, generator=g) + 1.2])
+        return TensorDataset(x, torch.tensor([0] * n_common + [1] * n_rare))
+    train, test = clouds(300, 20), clouds(400, 400)
+    recall = {}
+    for weights in (None, "balanced"):
+        torch.manual_seed(0)
+        model = nn.Linear(2, 2)
+        fit(model, train, epochs=15, lr=0.05, batch_size=32, class_weights=weights, seed=0, **quiet())
+        with torch.no_grad():
+            pred = model(test.tensors[0]).argmax(1)
+        recall[weights] = (pred[test.tensors[1] == 1] == 1).float().mean().item()
+    assert recall[None] < 0.3
+    assert recall["balanced"] > recall[None] + 0.3
+
+
+def test_class_weights_that_do_not_fit_the_data_say_what_to_give(data):
+    train, _ = data  # 4 classes
+    with pytest.raises(ValueError, match="has 3 numbers but the training data has 4 classes"):
+        fit(linear_model(), train, epochs=1, class_weights=[1.0, 2.0, 1.0], **quiet())
+    with pytest.raises(ValueError, match="'balanced' or one number per class"):
+        fit(linear_model(), train, epochs=1, class_weights="rare", **quiet())
+    with pytest.raises(ValueError, match="non-negative"):
+        fit(linear_model(), train, epochs=1, class_weights=[1.0, -1.0, 1.0, 1.0], **quiet())

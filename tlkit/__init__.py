@@ -41,9 +41,9 @@ _EXPORTS = {
     "AUGMENTATIONS": "data", "load_image_folder": "data", "load_folder_splits": "data",
     "public_dataset": "data", "make_loader": "data",
     "TextDataset": "data", "drug_reviews": "data", "fetch_drug_reviews": "data",
-    "TextClassifier": "text", "text_transform": "text",
+    "TextClassifier": "text", "text_transform": "text", "TextTop": "text", "text_top_inputs": "text",
     # training and evaluation
-    "fit": "train", "History": "train", "lr_find": "lr_finder", "LRFindResult": "lr_finder",
+    "fit": "train", "History": "train", "balanced_class_weights": "train", "lr_find": "lr_finder", "LRFindResult": "lr_finder",
     "Callback": "callbacks", "EarlyStopping": "callbacks",
     "evaluate": "evaluation", "EvalReport": "evaluation", "predict": "evaluation",
     "model_outputs": "evaluation",

@@ -44,7 +44,7 @@ def keep_modes(model: nn.Module):
 
 
 def model_outputs(model: nn.Module, data: Any, batch_size: int = 64, device: torch.device | str | None = None,
-                  *, accel: Accelerator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  *, accel: Accelerator | None = None, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run ``model`` over ``data`` once; return its outputs (N x C, float32, on the CPU) and the labels.
 
     The one evaluation loop of tlkit: ``predict``, ``evaluate``, ``fit``'s validation and
@@ -53,15 +53,21 @@ def model_outputs(model: nn.Module, data: Any, batch_size: int = 64, device: tor
     DataLoader, a Dataset (labels, when it has them, come back too; else None), a batch of images
     N x C x H x W or one image C x H x W. ``device``: see ``tlkit.device`` (None: the best available,
     and the model moves there); ``fit`` passes its ``accel`` instead (mixed precision, memory layout).
+    ``progress``: a description to show a progress bar over the batches under (None: no bar).
     """
     if accel is None:
         accel = Accelerator(place(model, device))
     if isinstance(data, torch.Tensor):
         data = TensorDataset(data.unsqueeze(0) if data.dim() == 3 else data)  # one image -> a batch of one
     outputs, labels = [], []
+    loader = make_loader(data, batch_size, shuffle=False)
+    if progress is not None:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc=progress, unit="batch", leave=False, dynamic_ncols=True)
     with keep_modes(model), torch.inference_mode():
         model.eval()
-        for batch in make_loader(data, batch_size, shuffle=False):
+        for batch in loader:
             images, targets = (batch[0], batch[1] if len(batch) > 1 else None) \
                 if isinstance(batch, (list, tuple)) else (batch, None)
             with accel.autocast():

@@ -4,7 +4,7 @@
 fingerprint of everything the features depend on —
 
 - the body's weights (every parameter and buffer outside the head),
-- the images and labels of the data set, and
+- the images (or texts) and labels of the data set, and
 - the transform (its printed form, which lists every step and setting),
 
 so changing any of them (fine-tuning the body, another subset, another image size) computes fresh
@@ -62,7 +62,8 @@ def is_random(transform) -> bool:
 
 
 def data_fingerprint(data: Dataset) -> str:
-    """A hash of the images, labels and transform of an ``ImageDataset`` or ``TensorDataset``."""
+    """A hash of the images (or texts), labels and transform of an ``ImageDataset``, ``TextDataset`` or
+    ``TensorDataset``."""
     h = hashlib.blake2b(digest_size=16)
     if hasattr(data, "images") and hasattr(data, "labels"):  # tlkit's ImageDataset
         transform = getattr(data, "transform", None)
@@ -74,13 +75,18 @@ def data_fingerprint(data: Dataset) -> str:
         _hash_tensor(h, data.images)
         _hash_tensor(h, data.labels)
         h.update(repr(transform).encode())
+    elif hasattr(data, "texts") and hasattr(data, "labels"):  # tlkit's TextDataset
+        for text in data.texts:
+            h.update(text.encode("utf-8") + b"\0")
+        _hash_tensor(h, data.labels)
+        h.update(repr(getattr(data, "transform", None)).encode())  # tokenizer and max_length
     elif isinstance(data, TensorDataset):
         for tensor in data.tensors:
             _hash_tensor(h, tensor)
     else:
         raise FeatureCacheError(
-            f"cannot fingerprint a {type(data).__name__}: cached_features needs a tlkit ImageDataset or a "
-            "TensorDataset. Use tl.extract_features (no cache) for other data sets.")
+            f"cannot fingerprint a {type(data).__name__}: cached_features needs a tlkit ImageDataset, TextDataset "
+            "or a TensorDataset. Use tl.extract_features (no cache) for other data sets.")
     return h.hexdigest()
 
 

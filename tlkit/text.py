@@ -64,8 +64,18 @@ class TextClassifier(nn.Module):
         length = int(mask.sum(dim=1).max())  # drop the columns that are padding in every row
         tokens, mask = tokens[:, :length], mask[:, :length]
         hidden = self.body(input_ids=tokens, attention_mask=mask.long()).last_hidden_state  # N x L x H
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        return mean_pool(hidden, mask)
+
+    def run_layers(self, hidden: torch.Tensor, mask: torch.Tensor, layers) -> torch.Tensor:
+        """Token vectors (N x L x H) through the given transformer layers; ``mask``: True for real tokens.
+
+        What the body does between its embeddings and its output, one layer at a time: every token
+        looks at every real token (the mask keeps padding out of the attention).
+        """
+        bias = (~mask[:, None, None, :]).to(hidden.dtype) * torch.finfo(hidden.dtype).min  # 0 or "minus infinity"
+        for layer in layers:
+            hidden = layer(hidden, attention_mask=bias)
+        return hidden
 
     def forward(self, tokens) -> torch.Tensor:
         if isinstance(tokens, (list, tuple)):
@@ -83,6 +93,91 @@ class TextClassifier(nn.Module):
         return ([Part("stem", ["body.embeddings"])]
                 + [Part(f"layers.{i}", [f"body.encoder.layer.{i}"]) for i in range(len(layers))]
                 + [Part("head", ["classifier"])])
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of the token vectors (N x L x H) over the real tokens (``mask`` True): N x H."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
+class TextTop(nn.Module):
+    """The last ``n`` transformer layers and the head of a ``TextClassifier``, as a model of its own.
+
+    Fine-tuning only the top layers leaves everything below them frozen, so what enters the top is
+    the same in every epoch: compute it once (``text_top_inputs``) and train the top alone, many
+    times faster — the same reasoning as cached features for a frozen body, one level deeper.
+    The layers and the head are the model's own, not copies: training the top trains the model,
+    which then reads raw texts as before.
+
+    Input: N x L x (H + 1), the token vectors entering the top with the padding mask as one more
+    channel (1 for a real token, 0 for padding), as ``text_top_inputs`` makes them.
+    """
+
+    def __init__(self, model: "TextClassifier", n: int):
+        super().__init__()
+        total = len(model.body.encoder.layer)
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= total:
+            raise ValueError(f"n is a number of transformer layers between 0 (the head alone) and {total}, got {n!r}.")
+        self.model = [model]  # in a list: a reference, not a registered sub-module (no double parameters)
+        self.layers = nn.ModuleList(model.body.encoder.layer[total - n:])
+        self.classifier = model.classifier
+        self.first = total - n  # index of the first top layer in the model
+
+    def embed(self, packed: torch.Tensor) -> torch.Tensor:
+        """The text embeddings (N x H) that the head reads: the top layers' output, mean-pooled."""
+        hidden, mask = packed[..., :-1], packed[..., -1] > 0.5
+        length = int(mask.sum(dim=1).max())  # drop the columns that are padding in every row
+        hidden, mask = hidden[:, :length], mask[:, :length]
+        return mean_pool(self.model[0].run_layers(hidden, mask, self.layers), mask)
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(packed))
+
+    def tlkit_parts(self):
+        """``layers.i`` (numbered as in the whole model) for each top layer, then the head."""
+        from .freezing import Part
+
+        return ([Part(f"layers.{self.first + i}", [f"layers.{i}"]) for i in range(len(self.layers))]
+                + [Part("head", ["classifier"])])
+
+
+class _BelowTop(nn.Module):
+    """Token ids -> the packed input of the top ``n`` layers (embeddings and the layers below them)."""
+
+    def __init__(self, model: "TextClassifier", n: int):
+        super().__init__()
+        self.model, self.n = model, n
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = tokens != 0
+        layers = self.model.body.encoder.layer
+        hidden = self.model.body.embeddings(input_ids=tokens)
+        hidden = self.model.run_layers(hidden, mask, layers[:len(layers) - self.n])
+        return torch.cat([hidden, mask.unsqueeze(-1).to(hidden.dtype)], dim=-1)
+
+
+def text_top_inputs(model: "TextClassifier", data, n: int, batch_size: int = 64, device=None,
+                    progress: bool = True):
+    """What enters the top ``n`` layers of ``model`` for every text of ``data``: a TensorDataset.
+
+    ``data`` holds token ids (a TextDataset with ``tl.text_transform(model)``). The result is the
+    input of ``TextTop(model, n)``, with the labels, computed once in eval mode (no dropout, no
+    gradients). Memory: N x max_length x 385 floats (480 texts of 128 tokens: 95 MB). ``n=0``: the
+    body's output itself (only the head trains on it). ``progress``: a bar over the batches.
+    """
+    from torch.utils.data import TensorDataset
+
+    from .evaluation import model_outputs
+
+    TextTop(model, n)  # checks n
+    below = len(model.body.encoder.layer) - n
+    packed, labels = model_outputs(_BelowTop(model, n), data, batch_size, device,
+                                   progress=f"{len(data)} texts through the frozen "
+                                            + (f"layers 0-{below - 1}" if below else "embeddings") if progress else None)
+    if labels is None:
+        raise ValueError("text_top_inputs needs labelled data: (token ids, label) pairs.")
+    return TensorDataset(packed, labels)
 
 
 class TextTransform:
@@ -103,7 +198,8 @@ class TextTransform:
         return ids
 
     def __repr__(self) -> str:
-        return f"TextTransform({type(self.tokenizer).__name__}, max_length={self.max_length})"
+        return (f"TextTransform({type(self.tokenizer).__name__}, vocabulary={len(self.tokenizer)}, "
+                f"max_length={self.max_length})")
 
 
 def text_transform(model: nn.Module, max_length: int | None = None) -> TextTransform:

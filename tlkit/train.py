@@ -182,7 +182,8 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
         device: torch.device | str | None = None, amp: bool | str = "auto",
         channels_last: bool | str = "auto", progress: bool = True, live_plot: bool = False,
         seed: int | None = None, verbose: bool = True, batch_transform: Callable | None = None,
-        penalty: Callable[[], torch.Tensor] | None = None, callbacks: list[Callback] = ()) -> History:
+        penalty: Callable[[], torch.Tensor] | None = None, class_weights: str | list | torch.Tensor | None = None,
+        callbacks: list[Callback] = ()) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; return the ``History``.
 
     AdamW over ``tlkit.param_groups`` (trainable parameters only; ``lr_mult < 1``: smaller LRs for
@@ -194,7 +195,9 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
     ``amp`` and ``channels_last``: see ``tlkit.device.Accelerator``. Ctrl-C keeps the best weights;
     a NaN/inf loss stops training with advice. ``callbacks`` run after every batch and epoch
     (``tlkit/callbacks.py``). ``batch_transform`` (e.g. MixUp) and ``penalty`` (e.g. ``tl.L2SP``)
-    change the training step: see ``Step``.
+    change the training step: see ``Step``. ``class_weights``: one loss weight per class, or
+    ``"balanced"`` (``balanced_class_weights`` of the training labels), so that a rare class counts as
+    much as a common one; the validation loss is weighted the same way.
     """
     _check_arguments(epochs, lr, schedule, monitor, warmup)
     if seed is not None:
@@ -208,7 +211,8 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
     accel.prepare(model)
     optimizer = torch.optim.AdamW(param_groups(model, lr, lr_mult=lr_mult, weight_decay=weight_decay))
     scheduler = make_scheduler(optimizer, schedule, epochs * len(train_loader), warmup)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    weight = None if class_weights is None else loss_weights(class_weights, train).to(device)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
     history = History(monitor=monitor, groups=_describe_groups(optimizer.param_groups))
     best = BestWeights(model, monitor)  # starts as a copy of the weights before training
     run = Run(model, epochs, len(train_loader), history,
@@ -241,6 +245,57 @@ def fit(model: nn.Module, train: DataLoader | Dataset, val: DataLoader | Dataset
         history.message = _end_message(history, best, restore_best)
     run.event("fit_end")
     return history
+
+
+def training_labels(train: DataLoader | Dataset) -> tuple[torch.Tensor, list[str] | None]:
+    """The class index of every training example (without loading an image or a text), and the
+    class names where the data set has them. Works for tlkit's data sets and a ``TensorDataset``."""
+    ds = train.dataset if isinstance(train, DataLoader) else train
+    if hasattr(ds, "labels"):
+        labels = ds.labels
+    elif isinstance(ds, torch.utils.data.TensorDataset) and len(ds.tensors) >= 2:
+        labels = ds.tensors[1]
+    else:
+        raise ValueError(f"Cannot read the labels of a {type(ds).__name__} without loading every example; "
+                         "pass class_weights as a list with one weight per class instead of 'balanced'.")
+    return torch.as_tensor(labels).long().flatten(), getattr(ds, "classes", None)
+
+
+def balanced_class_weights(labels, num_classes: int | None = None) -> torch.Tensor:
+    """One weight per class, n / (classes x the class's count): a rare class weighs as much as a common one.
+
+    With these weights every class contributes the same total to the loss, whatever its count; it is
+    scikit-learn's ``class_weight="balanced"`` rule. A class without examples cannot be weighted.
+    """
+    labels = torch.as_tensor(labels).long().flatten()
+    num_classes = num_classes or int(labels.max()) + 1
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    if (counts == 0).any():
+        missing = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"Classes {missing} have no training examples, so no weight can balance them; "
+                         "add examples of every class or drop the empty ones.")
+    return len(labels) / (num_classes * counts)
+
+
+def loss_weights(class_weights: str | list | torch.Tensor, train: DataLoader | Dataset) -> torch.Tensor:
+    """``fit``'s ``class_weights`` argument as a float tensor, checked against the training data."""
+    labels, classes = training_labels(train) if isinstance(class_weights, str) else (None, None)
+    if isinstance(class_weights, str):
+        if class_weights != "balanced":
+            raise ValueError(f"class_weights must be 'balanced' or one number per class, got {class_weights!r}.")
+        return balanced_class_weights(labels, len(classes) if classes else None)
+    weights = torch.as_tensor(class_weights, dtype=torch.float32).flatten()
+    if not (len(weights) and torch.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+        raise ValueError(f"class_weights must be non-negative numbers, one per class, not all zero; got {class_weights!r}.")
+    try:
+        labels, classes = training_labels(train)
+    except ValueError:
+        return weights  # labels unknown here; the loss checks the count on the first batch
+    expected = len(classes) if classes else int(labels.max()) + 1
+    if len(weights) != expected:
+        raise ValueError(f"class_weights has {len(weights)} numbers but the training data has {expected} classes: "
+                         "give one weight per class, in the order of the class indices.")
+    return weights
 
 
 class Step:

@@ -122,25 +122,49 @@ def _prepare_out(out: str | None, force: bool) -> Path:
     return folder
 
 
+IMAGE_ONLY = {"image_size": "--image-size", "augment": "--augment"}
+TEXT_ONLY = {"max_length": "--max-length", "text_column": "--text-column", "label_column": "--label-column"}
+
+
+def _finetune_recipe(args, text: bool):
+    """The recipe for this run: the default for images or texts, with the options given on the command line."""
+    from ..recipes import Recipe, TextRecipe
+
+    wrong = TEXT_ONLY if not text else IMAGE_ONLY
+    given = [flag for name, flag in wrong.items() if getattr(args, name) is not None]
+    if given:
+        kind = "a table or folders of texts" if text else "folders of images"
+        raise UserError(f"{args.data_dir} holds {kind}; {', '.join(given)} only apply to "
+                        f"{'images' if text else 'texts'}. Leave them out.")
+    common = dict(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  freeze=args.freeze, seed=args.seed)
+    if text:
+        return TextRecipe.default().updated(max_length=args.max_length, **common)
+    return Recipe.default().updated(image_size=args.image_size, augment=args.augment, **common)
+
+
 def cmd_finetune(args) -> int:
-    from ..recipes import Recipe, finetune
+    from ..data.text_files import is_text_data
+    from ..models import resolve_model_name
+    from ..recipes import finetune
 
     out = _prepare_out(args.out, args.force)  # before any work: never lose a run at the very end
-    recipe = Recipe.default().updated(model=args.model, epochs=args.epochs, image_size=args.image_size,
-                                      batch_size=args.batch_size, lr=args.lr, freeze=args.freeze,
-                                      augment=args.augment, seed=args.seed)
-    from ..models import resolve_model_name
-
-    resolve_model_name(recipe.model)  # an unknown model name fails now, with suggestions, not after loading data
+    text = is_text_data(args.data_dir)
+    recipe = _finetune_recipe(args, text)
+    source, _ = resolve_model_name(recipe.model)  # an unknown name fails now, with suggestions, not after loading data
+    if (source == "text") != text:
+        raise UserError(f"--model {recipe.model} is {'a text' if source == 'text' else 'an image'} model, but "
+                        f"{args.data_dir} holds {'texts' if text else 'images'}.")
     # --json promises exactly one JSON object on stdout: everything else goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         result = finetune(args.data_dir, recipe, out=out, force=args.force, device=args.device,
-                          progress=not args.quiet)
+                          progress=not args.quiet, text_column=args.text_column or "text",
+                          label_column=args.label_column or "label")
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"accuracy {result['accuracy']:.3f} on {result['eval_split']} "
-              f"({result['n_eval']} images) in {result['seconds']:.0f} s on {result['device']}")
+        print(f"accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f} on {result['eval_split']} "
+              f"({result['n_eval']} {'texts' if text else 'images'}) in {result['seconds']:.0f} s on {result['device']}")
         for row in result["per_class"]:
             print(f"  {row['class']:<20} precision {row['precision']:.2f}  recall {row['recall']:.2f}  "
                   f"f1 {row['f1']:.2f}  (n={row['support']})")
@@ -224,9 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128)
     p.set_defaults(func=cmd_fetch_data)
 
-    p = sub.add_parser("finetune", help="fine-tune a pretrained model on DATA_DIR/train/<class>/*")
-    p.add_argument("data_dir", help="folder with train/<class>/ images (and val/ and/or test/)")
-    p.add_argument("--model", default=None, help="backbone name (default: the recipe's, offline)")
+    p = sub.add_parser("finetune", help="fine-tune a pretrained model on your images or texts")
+    p.add_argument("data_dir", help="folder with train/<class>/ images or .txt files (and val/ and/or test/), "
+                                    "or a CSV/TSV table of texts")
+    p.add_argument("--model", default=None, help="backbone name (default: the recipe's, offline: "
+                                                 "efficientnet_lite0 for images, minilm for texts)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -236,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", default=None,
                    help="training augmentations joined by commas, e.g. 'crop,flip' (add flip only if a "
                         "mirrored image keeps its label), or 'none' (default: the recipe's)")
+    p.add_argument("--text-column", default=None, help="texts in a table: the column with the text (default: text)")
+    p.add_argument("--label-column", default=None, help="texts in a table: the column with the class (default: label)")
+    p.add_argument("--max-length", type=int, default=None, help="texts: tokens kept per text (default 128)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     p.add_argument("--out", default=None, help="output folder (default: tlkit_runs/finetune-<time>)")
