@@ -157,10 +157,10 @@ def train_with_recipe(model, train, val, recipe: Recipe | TextRecipe, *, device=
     from .train import fit
 
     kind, n = recipe.freeze_plan()
-    if isinstance(recipe, TextRecipe) and kind in ("head", "last") and n < len(model.body.encoder.layer):
-        return [_train_text_top(model, train, val, recipe, device=device, progress=progress)]
     freeze_bn = getattr(recipe, "freeze_bn", False)  # a text recipe has no BatchNorm to freeze
     set_trainable(model, {"head": "head", "gradual": "head", "none": "all"}.get(kind, n), freeze_bn)
+    if isinstance(recipe, TextRecipe) and kind in ("head", "last") and n < len(model.body.encoder.layer):
+        return [_train_text_top(model, train, val, recipe, device=device, progress=progress)]
     if not recipe.val_each_epoch:
         val = None  # fit then keeps the epoch with the lowest training loss (with one-cycle: the last)
     common = dict(batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
@@ -187,13 +187,11 @@ def _train_text_top(model, train, val, recipe: TextRecipe, *, device=None, progr
     (``tlkit.text.TextTop``, which shares the model's layers): the same fine-tune, several times
     faster on a CPU. The frozen layers run in eval mode, so their dropout is off.
     """
-    from .freezing import set_trainable
     from .text import TextTop, text_top_inputs
     from .train import balanced_class_weights, fit
 
-    kind, n = recipe.freeze_plan()
+    kind, n = recipe.freeze_plan()  # train_with_recipe has set what trains: the head and the last n layers
     top_n = 0 if kind == "head" else n
-    set_trainable(model, "head" if kind == "head" else n)
     train_in = text_top_inputs(model, train, top_n, device=device, progress=progress)
     val_in = text_top_inputs(model, val, top_n, device=device, progress=progress) if recipe.val_each_epoch else None
     weights = recipe.loss_class_weights()

@@ -60,9 +60,7 @@ class TextClassifier(nn.Module):
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """The mean of the body's token vectors, padding left out: one vector per text."""
-        mask = tokens != 0
-        length = int(mask.sum(dim=1).max())  # drop the columns that are padding in every row
-        tokens, mask = tokens[:, :length], mask[:, :length]
+        tokens, mask = without_padding_columns(tokens, tokens != 0)
         hidden = self.body(input_ids=tokens, attention_mask=mask.long()).last_hidden_state  # N x L x H
         return mean_pool(hidden, mask)
 
@@ -93,6 +91,13 @@ class TextClassifier(nn.Module):
         return ([Part("stem", ["body.embeddings"])]
                 + [Part(f"layers.{i}", [f"body.encoder.layer.{i}"]) for i in range(len(layers))]
                 + [Part("head", ["classifier"])])
+
+
+def without_padding_columns(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values`` and ``mask`` (N x L, True for real tokens) without the columns that are padding in
+    every row: texts are padded to a fixed length, and a batch of short ones need not pay for it."""
+    length = int(mask.sum(dim=1).max())
+    return values[:, :length], mask[:, :length]
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -126,9 +131,7 @@ class TextTop(nn.Module):
 
     def embed(self, packed: torch.Tensor) -> torch.Tensor:
         """The text embeddings (N x H) that the head reads: the top layers' output, mean-pooled."""
-        hidden, mask = packed[..., :-1], packed[..., -1] > 0.5
-        length = int(mask.sum(dim=1).max())  # drop the columns that are padding in every row
-        hidden, mask = hidden[:, :length], mask[:, :length]
+        hidden, mask = without_padding_columns(packed[..., :-1], packed[..., -1] > 0.5)
         return mean_pool(self.model[0].run_layers(hidden, mask, self.layers), mask)
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
