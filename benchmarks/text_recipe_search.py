@@ -27,7 +27,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 import tlkit as tl
+from text_benchmark import logistic, macro_f1  # the same baseline and score as the text benchmark
 
 DESCRIPTIONS = {
     "negative": ["This medicine did not work for me and the side effects were terrible.",
@@ -44,15 +44,6 @@ DESCRIPTIONS = {
     "positive": ["This medicine worked great for me, I am very happy with it.",
                  "This drug changed my life, highly recommend it."],
 }
-C_GRID = (0.03, 0.1, 0.3, 1, 3, 10, 30)
-
-
-def macro_f1(y_true, y_pred, classes: int) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y_true, y_pred, average="macro", labels=list(range(classes))))
-
-
 def draw(labels: np.ndarray, k: int | None, seed: int, classes: int) -> np.ndarray:
     """k indices per class, seeded; all of them for k=None."""
     if k is None:
@@ -60,21 +51,6 @@ def draw(labels: np.ndarray, k: int | None, seed: int, classes: int) -> np.ndarr
     rng = np.random.default_rng(seed)
     return np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), k, replace=False)
                                    for c in range(classes)]))
-
-
-def logistic(train_x, train_y, val_x, val_y, test_x, classes: int) -> np.ndarray:
-    """Test predictions of the logistic regression whose C did best on validation macro-F1."""
-    from sklearn.linear_model import LogisticRegression
-
-    best = None
-    for c in C_GRID:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(train_x, train_y)
-        score = macro_f1(val_y, model.predict(val_x), classes)
-        if best is None or score > best[0]:
-            best = (score, model)
-    return best[1].predict(test_x)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "tests" / "notebooks" / "widgets_demo.ipynb"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-WIDGETS = ("quiz", "augmentation", "overfitting", "lr", "freezing", "predictions")
+WIDGETS = ("quiz", "augmentation", "overfitting", "lr", "freezing", "predictions", "text")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions"]
 RUN_ALL_SECONDS = 600  # the demo takes ~30 s on an idle 2-core laptop; CI machines can be much busier

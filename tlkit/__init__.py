@@ -40,7 +40,8 @@ _EXPORTS = {
     "few_shot": "data", "few_shot_indices": "data", "split": "data", "train_transforms": "data", "eval_transforms": "data",
     "AUGMENTATIONS": "data", "load_image_folder": "data", "load_folder_splits": "data",
     "public_dataset": "data", "make_loader": "data",
-    "TextDataset": "data", "drug_reviews": "data", "fetch_drug_reviews": "data",
+    "TextDataset": "data", "drug_reviews": "data", "fetch_drug_reviews": "data", "newsgroups": "data",
+    "fetch_newsgroups": "data",
     "TextClassifier": "text", "text_transform": "text", "TextTop": "text", "text_top_inputs": "text",
     # training and evaluation
     "fit": "train", "History": "train", "balanced_class_weights": "train", "lr_find": "lr_finder", "LRFindResult": "lr_finder",
@@ -81,6 +82,7 @@ _EXPORTS = {
     # widgets: explorers and quizzes (tlkit/course/widgets/)
     "lr_explorer": "course.widgets", "freezing_explorer": "course.widgets", "augmentation_explorer": "course.widgets",
     "overfitting_explorer": "course.widgets", "prediction_explorer": "course.widgets", "quiz": "course.widgets",
+    "text_explorer": "course.widgets",
     "load_quiz": "course.widgets", "available_quizzes": "course.widgets", "QuizError": "course.widgets",
 }
 

@@ -91,11 +91,13 @@ def data_fingerprint(data: Dataset) -> str:
 
 
 def cached_features(model: nn.Module, data: Dataset, *, batch_size: int = 64,
-                    device: torch.device | str | None = None, disk: bool | str | Path = False) -> TensorDataset:
+                    device: torch.device | str | None = None, disk: bool | str | Path = False,
+                    progress: str | None = None) -> TensorDataset:
     """``tl.extract_features(model, data)``, computed once per (body weights, data, transform).
 
     ``disk=True`` also keeps the features in ``$TLKIT_HOME/features`` (or in the folder given), so
-    they survive a kernel restart. Files are loaded with ``weights_only=True``.
+    they survive a kernel restart. Files are loaded with ``weights_only=True``. ``progress``: a
+    description for a progress bar while the features are computed (none when they are cached).
     """
     key = body_fingerprint(model) + data_fingerprint(data)
     if key in _MEMORY:
@@ -106,7 +108,7 @@ def cached_features(model: nn.Module, data: Dataset, *, batch_size: int = 64,
         stored = torch.load(path, weights_only=True)
         features = TensorDataset(stored["features"], stored["labels"])
     else:
-        features = extract_features(model, data, batch_size=batch_size, device=device)
+        features = extract_features(model, data, batch_size=batch_size, device=device, progress=progress)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")

@@ -85,7 +85,7 @@ def _grid(grid) -> tuple[int, int]:
 
 def extract_features(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 64,
                      device: torch.device | str | None = None, *, depth: str | int | None = None,
-                     grid: int | tuple[int, int] | None = None) -> TensorDataset:
+                     grid: int | tuple[int, int] | None = None, progress: str | None = None) -> TensorDataset:
     """The body's output (the head's input) for every item of ``data``, as a TensorDataset.
 
     The model runs with its head removed through ``tlkit.evaluation.model_outputs`` (eval mode,
@@ -96,7 +96,7 @@ def extract_features(model: nn.Module, data: Dataset | DataLoader, batch_size: i
     the feature maps of that part instead, and ``grid=(rows, columns)`` averages each map over that
     many regions instead of the whole picture: ``C x rows x columns`` numbers per image. With only
     ``grid``, the maps are those of the last part before the head. The forward pass stops at the
-    chosen part.
+    chosen part. ``progress``: a description to show a progress bar under (None: no bar).
     """
     from .evaluation import model_outputs
     from .freezing import body_parts, choose_parts
@@ -104,10 +104,11 @@ def extract_features(model: nn.Module, data: Dataset | DataLoader, batch_size: i
     if depth is not None or grid is not None:
         pooled_grid = _grid(1 if grid is None else grid)
         part = choose_parts(model, [depth])[0] if depth is not None else body_parts(model)[-1]
-        feats, labels = model_outputs(_PooledMaps(model, part.modules[-1], pooled_grid), data, batch_size, device)
+        feats, labels = model_outputs(_PooledMaps(model, part.modules[-1], pooled_grid), data, batch_size, device,
+                                      progress=progress)
     else:
         with head_removed(model):
-            feats, labels = model_outputs(model, data, batch_size, device)
+            feats, labels = model_outputs(model, data, batch_size, device, progress=progress)
     if labels is None:
         raise ValueError("extract_features needs labelled data: (image, label) pairs.")
     return TensorDataset(feats, labels)

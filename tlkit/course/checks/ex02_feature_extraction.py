@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..exercises import Exercise, Item, Verdict, quiz_item
-from ._reference import pretrained_reference
+from ._reference import head_evidence, head_test_accuracy, pretrained_reference
 
 N_CLASSES = 8
 N_FEATURES = 1280
@@ -273,33 +273,14 @@ def _test_features() -> torch.Tensor:
 
 
 def _collect_head(head) -> dict:
-    if not isinstance(head, nn.Module):
-        return {"problem": f"head should be a model (e.g. nn.Linear(1280, 8)), got {type(head).__name__}"}
-    probe = copy.deepcopy(head).eval().cpu()
-    try:
-        with torch.inference_mode():
-            scores = probe(_test_features())
-    except Exception as err:  # e.g. the whole model was given: it expects images
-        return {"error": type(err).__name__}
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 2:
-        return {"shape": list(getattr(scores, "shape", []))}
-    return {"shape": list(scores.shape), "predictions": scores.argmax(dim=1).tolist()}
+    return head_evidence(head, _test_features(), "nn.Linear(1280, 8)")
 
 
 def _judge_head(evidence: dict) -> Verdict:
-    if "error" in evidence:
-        return Verdict(False, f"head should take the {N_FEATURES} features of an image and return {N_CLASSES} "
-                              "scores; pass the head you trained (a Linear layer), not the whole model")
-    labels = _test_split().labels.tolist()
-    shape = evidence.get("shape")
-    if shape != [len(labels), N_CLASSES]:
-        return Verdict(False, f"for N feature vectors head should return N x {N_CLASSES} scores, it returned "
-                              f"shape {shape}")
-    predictions = evidence.get("predictions")
-    if type(predictions) is not list or len(predictions) != len(labels) or \
-            not all(type(p) is int for p in predictions):
-        return Verdict(False, "head should return one score per class for every image")
-    accuracy = sum(p == t for p, t in zip(predictions, labels)) / len(labels)
+    accuracy, problem = head_test_accuracy(evidence, _test_split().labels.tolist(), N_CLASSES, N_FEATURES,
+                                           f"the {N_FEATURES} features of an image")
+    if accuracy is None:
+        return Verdict(False, problem)
     if accuracy > PASS_ACCURACY:
         return Verdict(True)
     if accuracy < 0.25:

@@ -11,6 +11,7 @@ result and how the tests check them::
     tl.augmentation_explorer(data)       # what each augmentation does to the same images
     tl.overfitting_explorer(data)        # data size, regularisation, the train/val gap
     tl.prediction_explorer(model, data.val)   # predictions, mistakes first
+    tl.text_explorer(model, splits.train)     # a typed sentence: prediction and nearest texts
     tl.quiz("03")                        # the quiz of lesson 03
 
 Modules are imported on first use: ``tl.quiz`` (for graders) does not need ipywidgets.
@@ -25,6 +26,7 @@ _EXPORTS = {
     "augmentation_explorer": "augmentation", "AugmentationExplorer": "augmentation",
     "overfitting_explorer": "overfitting", "OverfittingExplorer": "overfitting",
     "prediction_explorer": "predictions", "PredictionExplorer": "predictions",
+    "text_explorer": "text", "TextExplorer": "text",
     "quiz": "questions", "load_quiz": "questions", "Quiz": "questions", "QuizError": "questions",
     "available_quizzes": "questions",
 }
