@@ -30,6 +30,7 @@ above TF-IDF's). The table is in ``benchmarks/README.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -115,10 +116,11 @@ def run_task(task: str, sizes: list[str], seeds: list[int], methods: list[str]) 
                 elif method == "frozen":
                     pred = logistic(embeddings(pretrained, train, tokens), y_train, emb_val, y_val, emb_test, classes)
                 else:  # the default recipe, as `tlkit finetune` runs it
+                    tl.seed_everything(seed)  # before loading: the new head's starting weights come from it
                     model = tl.load_pretrained(recipe.model, num_classes=classes)
-                    tl.seed_everything(seed)
-                    train_with_recipe(model, train.with_transform(tokens), val.with_transform(tokens),
-                                      TextRecipe(seed=seed), progress=False)
+                    with contextlib.redirect_stdout(sys.stderr):  # fit's epoch lines; stdout is the JSON
+                        train_with_recipe(model, train.with_transform(tokens), val.with_transform(tokens),
+                                          TextRecipe(seed=seed), progress=False)
                     out, _ = tl.model_outputs(tl.TextTop(model, n_top), test_inputs)
                     pred = out.argmax(1).numpy()
                 runs.append({"task": task, "method": method, "k": size, "seed": seed,
