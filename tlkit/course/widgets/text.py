@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...evaluation import model_outputs
 from ._base import Panel
 
 
@@ -42,7 +41,7 @@ class TextExplorer(Panel):
             raise ValueError(f"neighbours must be 1 to {len(texts)}, got {neighbours}.")
         self.model, self.train, self.k, self.max_chars = model, train, neighbours, max_chars
         self.classes = list(classes)
-        self._train_emb = self._embed(list(texts))  # once: N x H, unit length
+        self._train_emb = self._embed(train)  # once: N x H, unit length
         self.result: dict | None = None
         self.controls = {"text": W.Text(value=text, placeholder="Type a sentence, then press Enter",
                                         description="text", continuous_update=False,
@@ -56,13 +55,13 @@ class TextExplorer(Panel):
         else:
             self.view.value = "<i>Type a sentence above.</i>"
 
-    def _embed(self, texts: list[str]) -> torch.Tensor:
-        """Unit-length embeddings (the head's input) of ``texts``, in batches, no gradients."""
-        from torch.utils.data import TensorDataset
+    def _embed(self, train) -> torch.Tensor:
+        """Unit-length embeddings (the head's input) of the training texts: lesson 02's extract_features."""
+        from ...features import extract_features
+        from ...text import text_transform
 
-        tokens = self.model.tokenize(texts)
-        outputs, _ = model_outputs(_Embedder(self.model), TensorDataset(tokens), batch_size=64)
-        return F.normalize(outputs, dim=1)
+        return F.normalize(extract_features(self.model, train.with_transform(text_transform(self.model))).tensors[0],
+                           dim=1)
 
     # ---- the Python API
     def predict(self, text: str) -> dict:
@@ -135,17 +134,6 @@ class TextExplorer(Panel):
     def _build_ui(self) -> W.Widget:
         return W.VBox([self._header(), W.HBox([self.controls["text"], self.predict_button]),
                        self.error_box, self.view])
-
-
-class _Embedder(nn.Module):
-    """``model.embed`` as a module, so that ``model_outputs`` can run it (eval mode, no gradients)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(tokens)
 
 
 def _short(text: str, limit: int) -> str:
