@@ -279,10 +279,10 @@ def balanced_class_weights(labels, num_classes: int | None = None) -> torch.Tens
 
 def loss_weights(class_weights: str | list | torch.Tensor, train: DataLoader | Dataset) -> torch.Tensor:
     """``fit``'s ``class_weights`` argument as a float tensor, checked against the training data."""
-    labels, classes = training_labels(train) if isinstance(class_weights, str) else (None, None)
     if isinstance(class_weights, str):
         if class_weights != "balanced":
             raise ValueError(f"class_weights must be 'balanced' or one number per class, got {class_weights!r}.")
+        labels, classes = training_labels(train)
         return balanced_class_weights(labels, len(classes) if classes else None)
     weights = torch.as_tensor(class_weights, dtype=torch.float32).flatten()
     if not (len(weights) and torch.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
