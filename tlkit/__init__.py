@@ -75,6 +75,7 @@ _EXPORTS = {
     # test-time augmentation (lesson 06); choosing, exporting (lesson 07)
     "with_tta": "tta", "TTA_VIEWS": "tta",
     "compare_backbones": "backbones", "measure_latency": "backbones", "published_top1": "backbones",
+    "rank_backbones": "backbones",
     "export_torchscript": "export", "load_torchscript": "export", "export_onnx": "export",
     "compare_predictions": "export", "ExportError": "export",
     # exercises

