@@ -11,6 +11,7 @@ per class, the full test split; ``_common.few_shot_folder``), then
   first choice is the fine-tune's best.
 
     python benchmarks/backbone_probe.py                                 # course shapes digits, seeds 0 1 2
+    python benchmarks/backbone_probe.py --data shapes --seeds 0 1 2     # one data set (as in the README)
     python benchmarks/backbone_probe.py --data course --seeds 0 --per-class 10
 
 Prints one JSON object (every run, and per data set the mean tau and how often the first choice was
