@@ -88,7 +88,7 @@ def rank_backbones(names: list[str], data, *, image_size: int | None = None, fol
 
     Fine-tuning every candidate to find out costs minutes to hours each. A cheaper estimate: run
     each pretrained body once over the labelled images (frozen, head removed: lesson 02's features)
-    and cross-validate a linear probe (``tl.linear_probe``) on them (``folds`` folds, stratified). The
+    and cross-validate a linear probe (``tl.linear_probe_accuracy``) on them (``folds`` folds, stratified). The
     backbone whose features separate *your* classes best is usually the one that fine-tunes best
     (Kornblith et al. 2019 found linear-probe and fine-tuned accuracy strongly correlated across
     ImageNet models); ``benchmarks/README.md`` measures how often the ranking agrees here.
@@ -113,7 +113,7 @@ def rank_backbones(names: list[str], data, *, image_size: int | None = None, fol
 
     from .data.transforms import eval_transforms
     from .features import extract_features
-    from .inspection import linear_probe
+    from .inspection import linear_probe_accuracy
     from .models import load_pretrained
 
     candidates = [(name, True) for name in names] + ([(random_baseline, False)] if random_baseline else [])
@@ -135,7 +135,7 @@ def rank_backbones(names: list[str], data, *, image_size: int | None = None, fol
         feats = extract_features(model, data.with_transform(eval_transforms(model.tlkit_config, size)),
                                  progress=f"{label}: features" if progress else None)
         x, y = feats.tensors[0].numpy(), feats.tensors[1].numpy()
-        scores = np.array([(linear_probe(x[fit], y[fit]).predict(x[held]) == y[held]).mean()   # one fold each
+        scores = np.array([linear_probe_accuracy(x[fit], y[fit], x[held], y[held])   # one fold each
                            for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)])
         seconds = time.perf_counter() - started
         rows.append({"name": label, "probe_acc": float(scores.mean()), "probe_sd": float(scores.std()),
