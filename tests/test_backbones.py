@@ -51,6 +51,7 @@ def test_rank_backbones_puts_pretrained_features_above_random_ones_and_reports_w
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite0 (random weights)"}
     assert rows[-1]["name"] == "efficientnet_lite0 (random weights)"
+    assert [r["pretrained"] for r in rows] == [True, True, False]
     assert by_name["efficientnet_lite0"]["probe_acc"] > by_name["efficientnet_lite0 (random weights)"]["probe_acc"] + 0.2
     assert by_name["efficientnet_lite1"]["params_m"] > by_name["efficientnet_lite0"]["params_m"]
     assert all(r["image_size"] == 64 and r["ms_per_image"] > 0 and r["seconds"] > 0 for r in rows)

@@ -306,3 +306,37 @@ def test_07_quiz_items():
     _not_yet(EX07.verdict("q4", answer_q4="b"), "recall")
     assert EX07.verdict("q5", answer_q5=0.8).passed
     _not_yet(EX07.verdict("q5", answer_q5=0.5), "flagged scans")
+
+
+def _choose(rows, budget_ms):
+    fast = [row for row in rows if row["ms_per_image"] <= budget_ms]
+    return max(fast, key=lambda row: row["probe_acc"])["name"] if fast else None
+
+
+def test_07_choose_backbone():
+    assert EX07.verdict("q6", choose_backbone=_choose).passed
+    by_sorting = lambda rows, b: next((r["name"] for r in sorted(rows, key=lambda r: -r["probe_acc"])  # noqa: E731
+                                       if r["ms_per_image"] <= b), None)
+    assert EX07.verdict("q6", choose_backbone=by_sorting).passed
+    ignores_budget = lambda rows, b: max(rows, key=lambda r: r["probe_acc"])["name"]  # noqa: E731
+    _not_yet(EX07.verdict("q6", choose_backbone=ignores_budget), "whatever its speed")
+    fastest = lambda rows, b: min(rows, key=lambda r: r["ms_per_image"])["name"]  # noqa: E731
+    _not_yet(EX07.verdict("q6", choose_backbone=fastest), "fastest")
+    smallest = lambda rows, b: min((r for r in rows if r["ms_per_image"] <= b),  # noqa: E731
+                                   key=lambda r: r["params_m"], default={"name": None})["name"]
+    _not_yet(EX07.verdict("q6", choose_backbone=smallest), "smallest")
+    strict = lambda rows, b: _choose([r for r in rows if r["ms_per_image"] < b], b)  # noqa: E731
+    _not_yet(EX07.verdict("q6", choose_backbone=strict), "exactly the budget")
+
+    def never_none(rows, budget_ms):
+        return _choose(rows, budget_ms) or min(rows, key=lambda r: r["ms_per_image"])["name"]
+    _not_yet(EX07.verdict("q6", choose_backbone=never_none), "return None")
+    row = lambda rows, b: next((r for r in rows if r["name"] == _choose(rows, b)), None)  # noqa: E731
+    _not_yet(EX07.verdict("q6", choose_backbone=row), "not the whole row")
+    _not_yet(EX07.verdict("q6", choose_backbone=lambda rows, b: 3), "a str")
+    _not_yet(EX07.verdict("q6", choose_backbone="efficientnet_lite1"), "function")
+    _not_yet(EX07.judge("q6", {"choices": ["efficientnet_lite1"]}), "every table")
+    _not_yet(EX07.judge("q6", {"choices": [["efficientnet_lite1"]] * 5}), "every table")
+    _not_yet(EX07.judge("q6", {"choices": ["efficientnet_lite1"] * 5}), "return None")
+    _not_yet(EX07.judge("q6", {"choices": ["efficientnet_lite1"] * 2 + [None] + ["efficientnet_lite1"] * 2}),
+             "'efficientnet_b0'")

@@ -104,7 +104,8 @@ def rank_backbones(names: list[str], data, *, image_size: int | None = None, fol
         repeats: timed forward passes for ``ms_per_image`` (batch 1, ``measure_latency``).
 
     Returns:
-        one dict per backbone, best probe score first: ``name``, ``rank``, ``probe_acc`` (mean
+        one dict per backbone, best probe score first: ``name``, ``pretrained`` (False only for the
+        random baseline, named ``"<architecture> (random weights)"``), ``rank``, ``probe_acc`` (mean
         cross-validated accuracy), ``probe_sd`` (its spread over the folds), ``params_m``,
         ``ms_per_image``, ``image_size``, ``seconds`` (features and probe, not the timing).
     """
@@ -138,7 +139,7 @@ def rank_backbones(names: list[str], data, *, image_size: int | None = None, fol
         scores = np.array([linear_probe_accuracy(x[fit], y[fit], x[held], y[held])   # one fold each
                            for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)])
         seconds = time.perf_counter() - started
-        rows.append({"name": label, "probe_acc": float(scores.mean()), "probe_sd": float(scores.std()),
+        rows.append({"name": label, "pretrained": pretrained, "probe_acc": float(scores.mean()), "probe_sd": float(scores.std()),
                      "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
                      "ms_per_image": measure_latency(model, size, repeats=repeats), "image_size": size,
                      "seconds": seconds})

@@ -8,6 +8,10 @@ q3 (code):   ``export_model(model, path, example)`` writes TorchScript; the chec
              BatchNorm and dropout, so an export in training mode predicts something else).
 q4 (exercises/07.yaml): where a class's precision sits in the confusion matrix.
 q5 (exercises/07.yaml): a screening flag's precision from counts.
+q6 (code):   ``choose_backbone(rows, budget_ms)``: from a table like ``tl.rank_backbones`` returns,
+             the name of the backbone with the best probe score among those fast enough, or None;
+             five tables, built so that ignoring the budget, taking the fastest or the smallest,
+             and a strict ``<`` each give a different answer.
 """
 from __future__ import annotations
 
@@ -248,6 +252,86 @@ def _judge_export(evidence: dict) -> Verdict:
                           "and export the model you were given, with its weights")
 
 
+# ------------------------------------------------------------ q6: a backbone within a latency budget
+
+def _row(name: str, probe_acc: float, ms_per_image: float, params_m: float) -> dict:
+    return {"name": name, "probe_acc": probe_acc, "ms_per_image": ms_per_image, "params_m": params_m}
+
+
+LITES = [_row("efficientnet_lite2", 0.90, 12.0, 6.09), _row("efficientnet_lite1", 0.88, 8.2, 5.42),
+         _row("efficientnet_lite0", 0.85, 7.1, 4.65), _row("efficientnet_lite0 (random weights)", 0.31, 7.0, 4.65)]
+ONLINE = [_row("resnet18", 0.84, 12.0, 11.18), _row("mobilenet_v3_small", 0.78, 3.1, 1.53),
+          _row("resnet50", 0.93, 45.0, 23.53), _row("efficientnet_lite0", 0.86, 7.0, 4.02),
+          _row("efficientnet_b0", 0.89, 25.0, 4.02), _row("mobilenet_v3_large", 0.87, 9.5, 4.21)]
+BUDGET_CASES = [
+    (LITES, 10.0),    # the best probe is too slow: Lite1
+    (LITES, 8.2),     # Lite1 takes exactly the budget, which meets it
+    (LITES, 5.0),     # nothing is fast enough: None
+    (ONLINE, 30.0),   # an unsorted table: EfficientNet-B0
+    (ONLINE, 100.0),  # everything fits: the best probe, ResNet-50
+]
+
+
+def _choose(rows: list[dict], budget_ms: float, fits=lambda ms, budget: ms <= budget,
+            key=lambda row: row["probe_acc"]) -> str | None:
+    """The right choice (or, with other ``fits``/``key``, a plausible mistake)."""
+    fast_enough = [row for row in rows if fits(row["ms_per_image"], budget_ms)]
+    return max(fast_enough, key=key)["name"] if fast_enough else None
+
+
+def _collect_choices(choose_backbone) -> dict:
+    import copy
+
+    if not callable(choose_backbone):
+        return {"problem": "choose_backbone should be a function of (rows, budget_ms)"}
+    choices = []
+    for rows, budget in BUDGET_CASES:
+        choice = choose_backbone(copy.deepcopy(rows), budget)
+        if isinstance(choice, dict):
+            return {"problem": "return the backbone's name (row['name']), not the whole row"}
+        if choice is not None and not isinstance(choice, str):
+            return {"problem": f"choose_backbone should return a name (a str) or None, it returned "
+                               f"{type(choice).__name__}"}
+        choices.append(choice)
+    return {"choices": choices}
+
+
+def _judge_choices(evidence: dict) -> Verdict:
+    choices = evidence.get("choices")
+    if type(choices) is not list or len(choices) != len(BUDGET_CASES) or not all(
+            c is None or type(c) is str for c in choices):
+        return Verdict(False, "choose_backbone should return one name (or None) for every table")
+
+    def matches(**mistake) -> bool:
+        return all(c == _choose(rows, budget, **mistake) for c, (rows, budget) in zip(choices, BUDGET_CASES))
+
+    if matches():
+        return Verdict(True)
+    if matches(fits=lambda ms, budget: True):
+        return Verdict(False, "that is the best probe score overall, whatever its speed: first keep only the "
+                              "backbones with ms_per_image <= budget_ms, then take the best probe_acc among them")
+    anything = dict(fits=lambda ms, budget: True)
+    if matches(key=lambda row: -row["ms_per_image"]) or matches(key=lambda row: -row["ms_per_image"], **anything):
+        return Verdict(False, "that is the fastest backbone: every backbone within the budget is fast enough, so "
+                              "among those pick the one with the best probe_acc")
+    if matches(key=lambda row: -row["params_m"]) or matches(key=lambda row: -row["params_m"], **anything):
+        return Verdict(False, "that is the smallest backbone: among those within the budget, pick the one with the "
+                              "best probe_acc")
+    if matches(fits=lambda ms, budget: ms < budget):
+        return Verdict(False, "a backbone that takes exactly the budget meets it: keep ms_per_image <= budget_ms, "
+                              "not <")
+    rows, budget = BUDGET_CASES[2]
+    if choices[2] is not None:
+        return Verdict(False, f"with a budget of {budget} ms no backbone is fast enough: return None then "
+                              f"(you returned {choices[2]!r})")
+    for c, (rows, budget) in zip(choices, BUDGET_CASES):
+        if c != _choose(rows, budget):
+            names = ", ".join(f"{row['name']} ({row['probe_acc']:.2f}, {row['ms_per_image']} ms)" for row in rows)
+            return Verdict(False, f"for a budget of {budget} ms and the backbones {names}, the choice is "
+                                  f"{_choose(rows, budget)!r}, yours is {c!r}")
+    return Verdict(False, "choose_backbone is not right yet")
+
+
 EXERCISE = Exercise("07_choosing_and_evaluating", [
     Item("q1", ("class_metrics",), _collect_metrics, _judge_metrics,
          question="Write class_metrics(cm): per-class precision, recall and F1 from a confusion matrix."),
@@ -257,4 +341,6 @@ EXERCISE = Exercise("07_choosing_and_evaluating", [
          question="Write export_model(model, path, example): a TorchScript file that predicts what the model does."),
     quiz_item("q4", "answer_q4", "exercises/07", "q4"),
     quiz_item("q5", "answer_q5", "exercises/07", "q5"),
+    Item("q6", ("choose_backbone",), _collect_choices, _judge_choices,
+         question="Write choose_backbone(rows, budget_ms): the best probe score among the backbones fast enough."),
 ])
