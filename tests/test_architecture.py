@@ -97,3 +97,24 @@ def test_drawing_and_widget_libraries_stay_where_they_belong(path):
             assert name in DRAWING_MODULES or name.startswith("course."), f"{name} imports matplotlib at import time"
         if module.split(".")[0] == "ipywidgets":
             assert name.startswith("course."), f"{name} imports ipywidgets outside tlkit/course"
+
+
+def probe_imports_of_checks(files: list[Path]) -> list[str]:
+    return [f"{p.relative_to(PACKAGE.parent)} imports {module}" for p in files
+            for module, names, _ in imports(p)
+            if module.startswith("tlkit.course.checks") or (module == "tlkit.course" and "checks" in names)
+            or module.startswith("tlkit.course.widgets")]
+
+
+def test_probes_never_import_the_checks():
+    """The grader's sandbox hides tlkit/course/checks (the judges) and the quiz keys: what runs beside a
+    submission (tlkit/course/probes) must work without them."""
+    files = sorted((PACKAGE / "course" / "probes").glob("*.py"))
+    assert PACKAGE / "course" / "probes" / "__init__.py" in files
+    assert probe_imports_of_checks(files) == []
+    bad = PACKAGE / "course" / "probes" / "_architecture_probe.py"  # placed in the package for a moment
+    bad.write_text("from ..checks import ex00_warmup\n")
+    try:
+        assert probe_imports_of_checks([bad]) == ["tlkit/course/probes/_architecture_probe.py imports tlkit.course.checks"]
+    finally:
+        bad.unlink()

@@ -169,6 +169,37 @@ def test_choice_and_number_items_judge_from_evidence_only():
     assert "not defined yet" in ex.verdict("q2", other=1).hint
 
 
+def test_quiz_answers_are_read_as_literals_from_the_text():
+    from tlkit.course.exercises import NOT_LITERAL, answer_written_as_literal, literal_assignment
+
+    cells = ["x = 1", 'answer_q4 = "a"', "%matplotlib inline\nanswer_q4 = 'b'  # changed my mind",
+             "answer_q5 = 1_027_848 / 3_381_256", "answer_q6 = 2e-3 * 0.5**3", "answer_q7 = -(1 - 0.75 * 0.8)",
+             "answer_q8 = tp / (tp + fp)", "answer_q9 = open('key').read()", "answer_q10 = 2 ** 10 ** 10"]
+    assert literal_assignment(cells, "answer_q4") == (True, "b")
+    assert literal_assignment(cells, "answer_q5") == (True, 1027848 / 3381256)
+    assert literal_assignment(cells, "answer_q6") == (True, 2e-3 * 0.5 ** 3)
+    assert literal_assignment(cells, "answer_q7") == (True, -(1 - 0.75 * 0.8))
+    for name in ("answer_q8", "answer_q9", "answer_q10"):  # computed, a call, too large to evaluate
+        assert literal_assignment(cells, name) == (True, NOT_LITERAL)
+    assert literal_assignment(cells, "answer_q2") == (False, None)
+    assert literal_assignment(["def f(:", "answer_q2 = 'c'"], "answer_q2") == (True, "c")  # a broken cell is skipped
+    # in the learner's kernel, the same rule: a computed answer gets a hint before the grader would refuse it
+    assert "write the answer itself" in answer_written_as_literal("answer_q8", cells)
+    assert answer_written_as_literal("answer_q4", cells) is None
+    assert answer_written_as_literal("answer_q4", None) is None  # not IPython: nothing to read
+
+
+def test_probed_items_draw_fresh_inputs_and_judge_on_them():
+    from tlkit.course.exercises import Ask, probed_item
+
+    ask = Ask(("double",), lambda probe, double: {"out": [double(v) for v in probe]}, lambda seed: [seed, seed + 1])
+    ex = Exercise("t", [probed_item("q1", ask, lambda ev, probe: Verdict(ev["out"] == [2 * v for v in probe], "no"))])
+    assert ex.verdict("q1", double=lambda v: 2 * v).passed
+    assert not ex.verdict("q1", double=lambda v: v + v + 1).passed
+    evidence = ex.collect("q1", {"double": lambda v: 2 * v}, [3, 4])
+    assert ex.judge("q1", evidence, [3, 4]).passed and not ex.judge("q1", evidence, [5, 6]).passed
+
+
 def test_a_judge_that_returns_a_lookalike_does_not_pass():
     class Fake:
         passed = True
@@ -186,8 +217,8 @@ def test_evidence_must_be_plain_json():
 
 def test_check_prints_one_stable_line(capsys):
     ex = exercise("00")
-    ex.check("q1", n_classes=8)
-    ex.check("q1", n_classes=3)
+    ex.check("q1", class_count=lambda ds: len(ds.classes))
+    ex.check("q1", class_count=lambda ds: 8)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "q1: passed" and lines[1].startswith("q1: not yet — ")
 

@@ -1,36 +1,49 @@
 """Exercise checks: instant feedback in the notebook, the same verdicts when an instructor grades.
 
-Each graded item is split in two on purpose:
+Each graded item is split on purpose, so that the part that decides never runs beside the learner's code:
 
-- ``collect(values) -> evidence``: runs in the learner's kernel and turns what the learner made
-  (a number, a model, a function) into plain JSON-able *evidence* (numbers, strings, lists).
-- ``judge(evidence) -> Verdict``: decides passed / not yet from the evidence alone.
+- ``draw(seed) -> probe``: fresh inputs for this one check (random tensors, a randomly initialised
+  model, a shuffled table), the same for the same ``seed`` wherever it is drawn;
+- ``collect(probe, **values) -> evidence``: runs in the learner's kernel and turns what the learner's
+  code does *on the probe* into plain JSON evidence (numbers, strings, lists; tensors as safetensors);
+- ``judge(evidence, probe) -> Verdict``: decides passed / not yet, working out the right answer for
+  the same probe itself.
 
-In the notebook both run at once and a check cell prints one stable line::
+``draw`` and ``collect`` live in ``tlkit/course/probes/exNN_*.py`` and know nothing of the answer;
+``judge`` lives in ``tlkit/course/checks/exNN_*.py``. In the learner's notebook all three run at once
+and a check cell prints one stable line::
 
     q1: passed
     q2: not yet — the head should have 8 outputs, it has 1000
 
-When an instructor grades (``tlkit grade``), ``collect`` still runs in the submission's kernel but
-``judge`` runs in the grader's own process, which imported this code before any submission ran. So
-redefining ``check`` or patching the judge inside a notebook changes nothing about the grade: the
-only way to produce passing evidence is to produce what the item asks for.
+When an instructor grades (``tlkit grade``), the submission runs in a sandbox where the checks and
+the quiz keys do not exist; the grader draws a probe from a seed nobody can predict, the sandboxed
+kernel reports what the learner's code did on it, and the grader judges in its own process. Evidence
+replayed from an honest run, or from a classmate's, answers another probe and fails.
+
+Quiz items (``choice_item``, ``number_item``, ``quiz_item``) have no probe: their answer is a value,
+which the grader reads from the notebook's *text* (``answer_q4 = "b"`` or ``answer_q5 = 30 / 40``),
+never from the running kernel. So the check in the notebook asks for the answer written as such a
+literal too (``literal_assignment``).
 
 Exercises are defined in ``tlkit/course/checks/exNN.py`` modules; ``tl.exercise("01")`` loads one.
 """
 from __future__ import annotations
 
+import ast
+import base64
 import hashlib
 import importlib
 import json
 import math
 import pkgutil
+import secrets
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 EVIDENCE_MIME = "application/vnd.tlkit.evidence+json"
-MAX_EVIDENCE_BYTES = 200_000
+MAX_EVIDENCE_BYTES = 2_000_000
 
 
 class ExerciseError(ValueError):
@@ -53,14 +66,41 @@ class Item:
     """One graded item of an exercise.
 
     ``needs`` names the notebook variables the learner defines (``collect`` receives their values
-    as keyword arguments). ``points`` weighs the item in the grade.
+    as keyword arguments). ``points`` weighs the item in the grade. With ``draw``, every check draws
+    a fresh probe: ``collect(probe, **values)`` and ``judge(evidence, probe)``. Without it (items
+    that only look at what the learner made) they are ``collect(**values)`` and ``judge(evidence)``.
+    ``answer`` is set for quiz items: the name whose literal value the grader reads from the text.
     """
     id: str
     needs: tuple[str, ...]
     collect: Callable[..., dict]
-    judge: Callable[[dict], Verdict]
+    judge: Callable[..., Verdict]
     question: str = ""
     points: float = 1.0
+    draw: Callable[[int], Any] | None = None
+    answer: str | None = None
+
+    def probe(self, seed: int):
+        return self.draw(seed) if self.draw is not None else None
+
+
+@dataclass(frozen=True)
+class Ask:
+    """The learner's side of a probed item, as ``tlkit/course/probes/exNN.py`` declares it."""
+    needs: tuple[str, ...]
+    collect: Callable[..., dict]
+    draw: Callable[[int], Any] | None = None
+
+
+def probed_item(item_id: str, ask: Ask, judge: Callable[..., Verdict], question: str = "",
+                points: float = 1.0) -> Item:
+    """An item whose ``needs``, ``collect`` and ``draw`` come from the probes module, its judge from the checks."""
+    return Item(item_id, ask.needs, ask.collect, judge, question, points, draw=ask.draw)
+
+
+def new_seed() -> int:
+    """A seed nobody can predict (the operating system's randomness), for one probe."""
+    return secrets.randbits(62)
 
 
 @dataclass
@@ -80,50 +120,174 @@ class Exercise:
     def ids(self) -> list[str]:
         return [it.id for it in self.items]
 
-    def collect(self, item_id: str, namespace: dict) -> dict:
-        """Evidence for ``item_id`` from the learner's variables; problems become ``{"problem": ...}``."""
-        item = self.item(item_id)
-        missing = [name for name in item.needs if name not in namespace]
-        if missing:
-            names = ", ".join(f"`{n}`" for n in missing)
-            return {"problem": f"{names} is not defined yet: write it in the cell above and run that cell"}
-        try:
-            evidence = item.collect(**{name: namespace[name] for name in item.needs})
-        except NotImplementedError:
-            return {"problem": "the cell above still says NotImplementedError: replace it with your code"}
-        except Exception as err:  # the learner's code raised: that is feedback, not a crash
-            return {"problem": f"your code raised {type(err).__name__}: {str(err)[:200]}"}
-        try:
-            return plain_evidence(evidence)
-        except ExerciseError as err:  # e.g. a NaN the learner's code produced: feedback, not a crash
-            return {"problem": f"the answer could not be recorded: {err}"}
+    def collect(self, item_id: str, namespace: dict, probe: Any = None, *, from_notebook: bool = False) -> dict:
+        """Evidence for ``item_id`` from the learner's variables; problems become ``{"problem": ...}``.
 
-    def judge(self, item_id: str, evidence: dict) -> Verdict:
-        """The verdict for ``evidence``; never raises for bad evidence (it just does not pass)."""
+        ``from_notebook``: the values are the notebook's own variables, so a quiz answer must also be
+        written as a literal in the cell that sets it (the grader reads it from there).
+        """
+        item = self.item(item_id)
+        if item.answer and from_notebook:
+            problem = answer_written_as_literal(item.answer, namespace.get("In"))
+            if problem:
+                return {"problem": problem}
+        return collect_evidence(item.needs, item.collect, namespace, probe, probed=item.draw is not None)
+
+    def judge(self, item_id: str, evidence: dict, probe: Any = None) -> Verdict:
+        """The verdict for ``evidence`` (on ``probe``); never raises for bad evidence (it just does not pass)."""
         if not isinstance(evidence, dict):
             return Verdict(False, "no evidence was recorded for this item")
         if "problem" in evidence:
             return Verdict(False, str(evidence["problem"]))
+        item = self.item(item_id)
         try:
-            verdict = self.item(item_id).judge(evidence)
+            verdict = item.judge(evidence, probe) if item.draw is not None else item.judge(evidence)
         except Exception as err:
             return Verdict(False, f"the answer has an unexpected form ({type(err).__name__}: {str(err)[:120]})")
         if type(verdict) is not Verdict:  # strict: an object that only pretends to be one does not count
             return Verdict(False, "the check could not judge this answer")
         return verdict
 
-    def verdict(self, item_id: str, **values: Any) -> Verdict:
-        """The verdict for one item. Without ``values``, the notebook's variables are used."""
-        namespace = values or _caller_namespace(depth=2)
-        return self.judge(item_id, self.collect(item_id, namespace))
+    def verdict(self, item_id: str, *, seed: int | None = None, **values: Any) -> Verdict:
+        """The verdict for one item on a fresh probe (or the one ``seed`` draws). Without ``values``,
+        the notebook's variables are used."""
+        namespace = values or caller_namespace(depth=2)
+        item = self.item(item_id)
+        probe = item.probe(new_seed() if seed is None else seed)
+        return self.judge(item_id, self.collect(item_id, namespace, probe, from_notebook=not values), probe)
 
     def check(self, item_id: str, **values: Any) -> None:
         """Check one item now and print its one-line feedback (what a check cell does)."""
-        namespace = values or _caller_namespace(depth=2)
-        print(self.judge(item_id, self.collect(item_id, namespace)).line(item_id))
+        namespace = values or caller_namespace(depth=2)
+        item = self.item(item_id)
+        probe = item.probe(new_seed())
+        evidence = self.collect(item_id, namespace, probe, from_notebook=not values)
+        print(self.judge(item_id, evidence, probe).line(item_id))
 
     def __repr__(self) -> str:
         return f"Exercise({self.name!r}, items={self.ids})"
+
+
+def collect_evidence(needs: tuple[str, ...], collect: Callable[..., dict], namespace: dict, probe: Any = None,
+                     probed: bool = False) -> dict:
+    """Run one item's ``collect`` on the learner's variables; whatever goes wrong becomes a problem to show.
+
+    The one place that calls a learner's code for a check: in the notebook (``Exercise.check``) and in
+    the grader's cells inside the sandbox (``tlkit.course.probes.answer``).
+    """
+    missing = [name for name in needs if name not in namespace]
+    if missing:
+        names = ", ".join(f"`{n}`" for n in missing)
+        return {"problem": f"{names} is not defined yet: write it in the cell above and run that cell"}
+    values = {name: namespace[name] for name in needs}
+    try:
+        evidence = collect(probe, **values) if probed else collect(**values)
+    except NotImplementedError:
+        return {"problem": "the cell above still says NotImplementedError: replace it with your code"}
+    except Exception as err:  # the learner's code raised: that is feedback, not a crash
+        return {"problem": f"your code raised {type(err).__name__}: {str(err)[:200]}"}
+    try:
+        return plain_evidence(evidence)
+    except ExerciseError as err:  # e.g. a NaN the learner's code produced: feedback, not a crash
+        return {"problem": f"the answer could not be recorded: {err}"}
+
+
+def tensor_evidence(tensors: dict) -> str:
+    """Tensors as evidence: safetensors bytes in base64 (inert data: loading them runs no code)."""
+    from safetensors.torch import save
+
+    return base64.b64encode(save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})).decode()
+
+
+def tensors_from(evidence: Any) -> dict:
+    """The tensors ``tensor_evidence`` packed; raises ``ExerciseError`` for anything else."""
+    from safetensors.torch import load
+
+    if type(evidence) is not str:
+        raise ExerciseError("expected tensors")
+    try:
+        return load(base64.b64decode(evidence, validate=True))
+    except Exception as err:
+        raise ExerciseError(f"not a safetensors payload ({type(err).__name__})") from None
+
+
+# ---------------------------------------------------------------- quiz answers, read from the text
+
+class _NotLiteral(Exception):
+    pass
+
+
+def literal_value(node: ast.AST) -> Any:
+    """The value of a literal answer: a string or number, or arithmetic on numbers (``30 / 40``, ``2e-3 * 0.5**3``).
+
+    Evaluated from the syntax tree alone: no name, call or attribute is looked up, so nothing runs.
+    """
+    if isinstance(node, ast.Constant) and type(node.value) in (str, int, float):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = literal_value(node.operand)
+        if type(value) in (int, float):
+            return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+        left, right = literal_value(node.left), literal_value(node.right)
+        if type(left) in (int, float) and type(right) in (int, float):
+            if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1e6):
+                raise _NotLiteral
+            try:
+                return {ast.Add: lambda: left + right, ast.Sub: lambda: left - right,
+                        ast.Mult: lambda: left * right, ast.Div: lambda: left / right,
+                        ast.Pow: lambda: left ** right}[type(node.op)]()
+            except (ZeroDivisionError, OverflowError):
+                raise _NotLiteral from None
+    raise _NotLiteral
+
+
+def _statements(source: str) -> list[ast.stmt]:
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]  # IPython magics
+    try:
+        return ast.parse("\n".join(lines)).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+
+
+def literal_assignment(sources: list[str], name: str) -> tuple[bool, Any]:
+    """``(found, value)`` of the last top-level ``name = <literal>`` in ``sources`` (cells in order).
+
+    ``found`` is False when no cell assigns ``name``; ``value`` is ``NOT_LITERAL`` when the last
+    assignment computes its value instead of writing it (``answer_q5 = tp / (tp + fp)``).
+    """
+    found, value = False, None
+    for source in sources:
+        if name not in source:
+            continue
+        for stmt in _statements(source):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+                [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else [])
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                found = True
+                try:
+                    value = literal_value(stmt.value)
+                except (_NotLiteral, RecursionError):
+                    value = NOT_LITERAL
+    return found, value
+
+
+NOT_LITERAL = object()
+
+
+def not_literal_hint(name: str) -> str:
+    return (f"write the answer itself, e.g. `{name} = \"b\"` or `{name} = 30 / 40`: quiz answers are read from "
+            f"the notebook's text, so compute it elsewhere and write the result here")
+
+
+def answer_written_as_literal(name: str, history: Any) -> str | None:
+    """In the learner's kernel: a problem when the cell that set ``name`` computed it instead of writing it."""
+    if not isinstance(history, list):  # not IPython (a plain script or a test): nothing to read
+        return None
+    found, value = literal_assignment([h for h in history if isinstance(h, str)], name)
+    if found and value is NOT_LITERAL:
+        return not_literal_hint(name)
+    return None
 
 
 def plain_evidence(value: Any) -> dict:
@@ -137,18 +301,6 @@ def plain_evidence(value: Any) -> dict:
     if len(text) > MAX_EVIDENCE_BYTES:
         raise ExerciseError(f"evidence is {len(text)} bytes; keep it under {MAX_EVIDENCE_BYTES}")
     return json.loads(text)  # a fresh copy made of plain types only
-
-
-def _caller_namespace(depth: int = 2) -> dict:
-    """The notebook's variables: IPython's user namespace, else the globals ``depth`` frames up."""
-    try:
-        from IPython import get_ipython
-        shell = get_ipython()
-    except ImportError:
-        shell = None
-    if shell is not None:
-        return shell.user_ns
-    return sys._getframe(depth).f_globals
 
 
 # ---------------------------------------------------------------- common kinds of items
@@ -175,7 +327,7 @@ def choice_item(item_id: str, name: str, correct_digest: str, options: str,
         if digest(item_id, answer) == correct_digest:
             return Verdict(True)
         return Verdict(False, wrong_hint)
-    return Item(item_id, (name,), collect, judge, question, points)
+    return Item(item_id, (name,), collect, judge, question, points, answer=name)
 
 
 def number_item(item_id: str, name: str, expected: float | Callable[[], float], *,
@@ -202,7 +354,7 @@ def number_item(item_id: str, name: str, expected: float | Callable[[], float], 
         if math.isclose(value, target, rel_tol=rel_tol, abs_tol=abs_tol):
             return Verdict(True)
         return Verdict(False, wrong_hint or f"{name} = {value:g} is not right yet")
-    return Item(item_id, (name,), collect, judge, question, points)
+    return Item(item_id, (name,), collect, judge, question, points, answer=name)
 
 
 def quiz_item(item_id: str, name: str, quiz: str, question: str, points: float = 1.0) -> Item:
@@ -211,8 +363,18 @@ def quiz_item(item_id: str, name: str, quiz: str, question: str, points: float =
     The key and the feedback live in a quiz file, judged the way the lessons' quiz widgets judge. The
     exercises use their own questions (``quiz="exercises/03"``: ``tlkit/course/quizzes/exercises/03.yaml``),
     variants and transfers of the lesson's ideas rather than the lesson quiz's questions again; a lesson
-    quiz (``"03"``) works too. ``question`` is the question's id (``"q4"``). The judge reloads the file itself.
+    quiz (``"03"``) works too. ``question`` is the question's id (``"q4"``). The file is read once, when
+    the exercise is loaded: a grader that loaded it before any submission ran keeps that key in memory,
+    whatever happens to the file later.
     """
+    from .widgets.questions import QuizError, load_quiz
+
+    try:
+        loaded = load_quiz(quiz)
+        q, broken = loaded.question(question), None
+    except (QuizError, OSError, ValueError, KeyError) as err:  # shown when judging, in the quiz's own words
+        loaded, q, broken = None, None, f"the quiz file for this item could not be read: {err}"
+
     def collect(**values):
         value = values[name]
         if hasattr(value, "item") and callable(value.item):  # a 0-d tensor or numpy scalar
@@ -222,22 +384,15 @@ def quiz_item(item_id: str, name: str, quiz: str, question: str, points: float =
         return {"answer": str(value)}
 
     def judge(evidence):
-        from .widgets.questions import load_quiz
-
         answer = evidence.get("answer")
         if type(answer) is not str:
             return Verdict(False, f"set {name} to your answer")
-        loaded = load_quiz(quiz)
-        result = loaded.judge(loaded.question(question), answer)
+        if broken:
+            return Verdict(False, broken)
+        result = loaded.judge(q, answer)
         return Verdict(True) if result.passed else Verdict(False, result.feedback)
 
-    text = ""
-    try:
-        from .widgets.questions import load_quiz
-        text = load_quiz(quiz).question(question).text
-    except Exception:  # a broken quiz file shows up when judging, with the quiz's own message
-        pass
-    return Item(item_id, (name,), collect, judge, text, points)
+    return Item(item_id, (name,), collect, judge, q.text if q else "", points, answer=name)
 
 
 # ---------------------------------------------------------------- finding exercises
@@ -253,62 +408,47 @@ def available_exercises() -> list[str]:
 
 
 def exercise(name: str) -> Exercise:
-    """Load an exercise by its number or name: ``tl.exercise("01")`` or the full notebook stem."""
+    """Load an exercise by its number or name: ``tl.exercise("01")`` or the full notebook stem.
+
+    Inside the grader's sandbox the checks do not exist; there this returns an exercise without
+    items, whose ``check`` says that the grader judges (the grader replaces the check cells anyway).
+    """
     from . import checks
     key = str(name).strip()
-    for info in pkgutil.iter_modules(checks.__path__):
-        if not info.name.startswith("ex"):
-            continue
-        ex = _load_module(info.name).EXERCISE
+    modules = [info.name for info in pkgutil.iter_modules(checks.__path__) if info.name.startswith("ex")]
+    for module in modules:
+        ex = _load_module(module).EXERCISE
         if ex.name == key or ex.name.split("_", 1)[0] == key.zfill(2):
             return ex
+    if not modules:
+        return GradedElsewhere(key)
     raise ExerciseError(f"no exercise called {name!r}; available: {', '.join(available_exercises())}")
 
 
+class GradedElsewhere(Exercise):
+    """What ``tl.exercise`` gives inside the grader's sandbox, where the checks are hidden."""
+
+    def __init__(self, name: str):
+        super().__init__(name, [])
+
+    def item(self, item_id: str) -> Item:
+        raise ExerciseError("the checks are not available here: the grader judges this notebook")
+
+    def check(self, item_id: str, **values: Any) -> None:
+        print(f"{item_id}: judged by the grader")
+
+
 def _load_module(module_name: str):
-    # relative to this package, so that a private copy of tlkit (see emit_evidence) loads its own checks
     return importlib.import_module(f"{__package__}.checks.{module_name}")
 
 
-# ---------------------------------------------------------------- used by the grader's cells
-
-def _private_tlkit(tag: str):
-    """A private copy of the tlkit package, loaded from its files under the name ``_tlkit_grader_<tag>``.
-
-    A submission may have patched the tlkit it imported (``Exercise.collect``, an item's ``collect``,
-    ``tl.exercise``). A copy loaded from disk does not see those patches. The caller removes it
-    from ``sys.modules`` again, so that no later cell of the submission can find and patch it.
-    """
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent  # the tlkit package
-    name = f"_tlkit_grader_{tag}"
-    spec = importlib.util.spec_from_file_location(name, root / "__init__.py",
-                                                  submodule_search_locations=[str(root)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[name] = package
-    spec.loader.exec_module(package)
-    return name
-
-
-def emit_evidence(exercise_name: str, item_id: str, nonce: str) -> None:
-    """Collect evidence for one item in the learner's kernel and hand it to the grader as output.
-
-    The grader inserts a cell calling this in place of each check cell, with a fresh random
-    ``nonce`` that no earlier cell could know, and reads the evidence from that cell's output.
-    The checks used are a private copy of tlkit loaded from disk for this cell alone, so patching
-    the checks earlier in the notebook changes nothing. (Code in the kernel can still tamper with
-    Python itself; ``tlkit grade`` also flags submissions that reach into the grader's code.)
-    """
-    from IPython.display import display
-    name = _private_tlkit(nonce)
+def caller_namespace(depth: int = 2) -> dict:
+    """The notebook's variables: IPython's user namespace, else the globals ``depth`` frames up."""
     try:
-        private = importlib.import_module(f"{name}.course.exercises")
-        evidence = private.exercise(exercise_name).collect(item_id, _caller_namespace())
-    except Exception as err:  # an unknown exercise or item: the grader reports it as a problem
-        evidence = {"problem": f"{type(err).__name__}: {err}"}
-    finally:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
-    display({EVIDENCE_MIME: {"nonce": nonce, "item": item_id, "evidence": evidence}}, raw=True)
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None:
+        return shell.user_ns
+    return sys._getframe(depth).f_globals

@@ -1,28 +1,31 @@
 """Grade a folder of submitted exercise notebooks (``tlkit grade``) or one's own (``tlkit check``).
 
-How one submission is graded:
+Where trust ends: anything computed next to a submission's code can be forged by it. So:
 
-1. Its check cells are thrown away and replaced by the grader's own cells, one per item, placed
-   where the assignment has them. Each grader cell collects *evidence* (plain JSON) and carries a
-   random nonce that no earlier cell can know. Stored outputs are ignored: everything is re-run.
-2. The notebook runs in a separate process (a fresh kernel, a scratch folder as working directory)
-   with a time limit per cell, a time limit for the whole notebook, a memory limit and a cap on how
-   much output is kept. The evidence comes back through a private pipe the kernel cannot write to.
-3. The grader judges the evidence with the checks it imported *before* running any submission, so
-   nothing a notebook redefines, patches or deletes can change the verdict.
-
-A submission that hangs, crashes, raises, prints megabytes, deletes files or is not valid JSON costs
-points only for itself: the run goes on, and the feedback says what happened.
+1. **Before any submission runs**, the grader loads every check and quiz key it needs into memory,
+   and claims the grades file and the feedback folder (never through a symbolic link, never over
+   an existing file without ``--force``).
+2. **Quiz answers** are read from the notebook's *text* (``answer_q4 = "b"``): no code runs for them.
+3. **Code items** are judged on fresh probes. For each submission and item the grader draws a seed
+   nobody can predict; the submission's notebook runs, its check cells replaced by grader cells that
+   call the learner's code on the probe that seed draws (``tlkit.course.probes.answer``); the grader
+   draws the same probe in its own process and judges what came back. Replayed evidence (from an
+   honest run, or a classmate's notebook) answers another probe and fails.
+4. **The notebook runs in a sandbox** (``tlkit.course.sandbox``): no network, no view of the grader,
+   the solutions, the checks or the other submissions; a memory limit that counts all memory, a
+   process limit, time limits per cell and per notebook; every process it started is killed at the
+   end. What comes back is inert data (JSON lines, tensors as safetensors), read with size limits.
+   A malformed line, a crash or a flood costs that submission only.
+5. **The grades file** is written once, at the end, atomically (a temporary file renamed over the
+   path claimed at the start).
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-import secrets
-import shutil
-import signal
-import subprocess
+import queue
 import sys
 import tempfile
 import threading
@@ -33,13 +36,16 @@ from pathlib import Path
 
 import nbformat
 
-from .exercises import EVIDENCE_MIME, Exercise, exercise
-from .release import check_item
+from .exercises import NOT_LITERAL, Exercise, exercise, literal_assignment, new_seed, not_literal_hint
+from .release import CHECK_CALL, CHECK_MARK
 
-CELL_TIMEOUT = 120       # seconds per cell
-NOTEBOOK_TIMEOUT = 900   # seconds per notebook
-MEMORY_LIMIT = 6 * 2**30  # bytes of heap per submission (RLIMIT_DATA)
-MAX_OUTPUT = 2_000_000   # bytes of output kept per notebook
+CELL_TIMEOUT = 120         # seconds per cell
+NOTEBOOK_TIMEOUT = 900     # seconds per notebook
+MEMORY_LIMIT = 6 * 2**30   # bytes per submission, every process and every kind of memory together
+MAX_OUTPUT = 2_000_000     # bytes of a submission's own output kept per notebook
+MAX_NOTEBOOK_BYTES = 20_000_000   # a submission larger than this is not run
+MAX_LINE_BYTES = 6_000_000        # one event line from the sandbox
+MAX_EVENT_BYTES = 40_000_000      # all event lines of one submission together
 
 
 class GradingError(ValueError):
@@ -58,7 +64,50 @@ class SubmissionResult:
         return sum(self.verdicts.get(it.id, (0.0, ""))[0] for it in ex.items)
 
 
-# ---------------------------------------------------------------- building the graded notebook
+# ---------------------------------------------------------------- reading a submission (untrusted bytes)
+
+@dataclass
+class Cell:
+    kind: str
+    source: str
+    check: str | None = None   # the item, if the cell is (or pretends to be) a check cell
+
+
+def read_cells(raw: bytes) -> list[Cell]:
+    """The cells of a submitted notebook: only their kind, text and whether they are check cells.
+
+    Ids, metadata and stored outputs are never used, so duplicate ids, deep metadata or forged
+    outputs neither break grading nor count. Raises ``ValueError`` with a reason for anything that
+    is not a notebook.
+    """
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"the file is {len(raw) / 1e6:.0f} MB; a notebook for grading must be under "
+                         f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB (clear large outputs)")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"not JSON ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
+    if type(data) is not dict or type(data.get("cells")) is not list:
+        raise ValueError("JSON without a list of cells")
+    cells = []
+    for cell in data["cells"]:
+        if type(cell) is not dict or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            continue
+        source = cell.get("source", "")
+        if type(source) is list and all(type(s) is str for s in source):
+            source = "".join(source)
+        if type(source) is not str:
+            continue
+        metadata = cell.get("metadata") if type(cell.get("metadata")) is dict else {}
+        tlkit_meta = metadata.get("tlkit") if type(metadata.get("tlkit")) is dict else {}
+        check = None
+        if cell["cell_type"] == "code":
+            found = CHECK_CALL.search(source)
+            if source.lstrip().startswith(CHECK_MARK) or "NBVAL_CHECK_OUTPUT" in source or "check" in tlkit_meta:
+                check = found.group("item") if found else str(tlkit_meta.get("check", "?"))
+        cells.append(Cell(cell["cell_type"], source, check))
+    return cells
+
 
 def exercise_of(nb: nbformat.NotebookNode, where: str) -> Exercise:
     name = nb.metadata.get("tlkit", {}).get("exercise")
@@ -67,314 +116,371 @@ def exercise_of(nb: nbformat.NotebookNode, where: str) -> Exercise:
     return exercise(name)
 
 
-def anchors(assignment: nbformat.NotebookNode) -> dict[str, str | None]:
-    """For each item, the id of the cell just before its check cell in the assignment."""
-    found, previous = {}, None
-    for cell in assignment.cells:
-        item = check_item(cell) or cell.metadata.get("tlkit", {}).get("check")
-        if item:
-            found[item] = previous
-        elif cell.cell_type == "code":
-            previous = cell.get("id")
-    return found
+@dataclass
+class Plan:
+    """One submission's graded run: the notebook to execute and, per code item, its seed and grader cell."""
+    notebook: nbformat.NotebookNode
+    seeds: dict[str, int]
+    cell_of: dict[str, int]            # item -> index of its grader cell in ``notebook``
+    numbers: list[int | None]         # per graded cell: the learner's cell number (markdown counted)
+    code_before: dict[str, list[str]]  # item -> the learner's code cells that come before its check
 
 
-def is_check_like(cell) -> bool:
-    """Any cell that is, or pretends to be, a check cell: the grader replaces all of them."""
-    return cell.cell_type == "code" and (
-        check_item(cell) is not None or "check" in cell.metadata.get("tlkit", {})
-        or "NBVAL_CHECK_OUTPUT" in cell.source)
+def plan(cells: list[Cell], ex: Exercise) -> Plan:
+    """The submission's own code cells (check cells dropped) with one grader cell per code item.
 
-
-def grading_notebook(submission: nbformat.NotebookNode, ex: Exercise, where: dict[str, str | None],
-                     nonces: dict[str, str]) -> nbformat.NotebookNode:
-    """The submission's own cells (outputs cleared, check cells removed) plus one grader cell per item."""
+    Each grader cell takes the place of the submission's check cell for its item, so it runs after
+    the learner's answer however many cells the learner added; an item whose check cell is gone is
+    checked at the end of the notebook.
+    """
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})
-    cells = []
-    for number, cell in enumerate(submission.cells, 1):
-        if cell.cell_type != "code" or is_check_like(cell):
+    graded, numbers, learner_code = [], [], []
+    seeds: dict[str, int] = {}
+    code_before: dict[str, list[str]] = {}
+
+    def grader_cell(item) -> None:
+        code_before[item.id] = list(learner_code)
+        if item.answer:
+            return  # read from the text, no cell runs for it
+        seeds[item.id] = new_seed()
+        cell = nbformat.v4.new_code_cell(
+            "import tlkit.course.probes as _tlkit_probes\n"
+            f"_tlkit_probes.answer({ex.name!r}, {item.id!r}, {seeds[item.id]})")
+        cell.metadata["grader_item"] = item.id
+        graded.append(cell)
+        numbers.append(None)
+
+    known = {item.id: item for item in ex.items}
+    for number, cell in enumerate(cells, 1):
+        if cell.kind != "code":
             continue
-        fresh = nbformat.v4.new_code_cell(cell.source)
-        fresh.metadata["from_submission"] = cell.get("id")
-        fresh.metadata["cell_number"] = number  # as the learner counts cells, markdown included
-        cells.append(fresh)
-    for item in ex.ids:
-        grader_cell = nbformat.v4.new_code_cell(
-            "import tlkit.course.exercises as _tlkit_checking\n"
-            f"_tlkit_checking.emit_evidence({ex.name!r}, {item!r}, {nonces[item]!r})")
-        grader_cell.metadata["grader_item"] = item
-        anchor = where.get(item)
-        position = next((i + 1 for i, c in enumerate(cells) if anchor and c.metadata.get("from_submission") == anchor),
-                        len(cells))
-        # after any grader cells already placed behind the same anchor, to keep the items in order
-        while position < len(cells) and "grader_item" in cells[position].metadata:
-            position += 1
-        cells.insert(position, grader_cell)
-    nb.cells = cells
-    return nb
+        if cell.check is None:
+            graded.append(nbformat.v4.new_code_cell(cell.source))
+            numbers.append(number)
+            learner_code.append(cell.source)
+        elif cell.check in known and cell.check not in code_before:
+            grader_cell(known[cell.check])
+    for item in ex.items:
+        if item.id not in code_before:
+            grader_cell(item)
+    nb.cells = graded
+    cell_of = {c.metadata["grader_item"]: i for i, c in enumerate(graded) if "grader_item" in c.metadata}
+    return Plan(nb, seeds, cell_of, numbers, code_before)
 
 
-# Names that only the grader's own machinery uses: a submission that mentions one is reaching for it.
-GRADER_INTERNALS = ("tlkit.course.exercises", "tlkit.course.checks", "emit_evidence", "_tlkit_grader", "_private_tlkit",
-                    "EVIDENCE_MIME", "vnd.tlkit.evidence", "tlkit.course.grading", "display_pub")
+def learners_copy(cells: list[Cell]) -> bytes:
+    """What the sandbox's working directory holds: the learner's own cells, no grader cell, no seed."""
+    nb = nbformat.v4.new_notebook()
+    for cell in cells:
+        make = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
+                "raw": nbformat.v4.new_raw_cell}[cell.kind]
+        nb.cells.append(make(cell.source))
+    return nbformat.writes(nb).encode()
 
 
-def reaches_into_grader(submission: nbformat.NotebookNode) -> list[str]:
-    """``["cell 4 uses tlkit.course.exercises", ...]`` for the submission's code cells that name grader internals.
+# ---------------------------------------------------------------- running it, in the sandbox
 
-    Checks cells are replaced anyway; this catches code that tries to change how evidence is
-    collected. (Patching through other routes is defeated by collecting with a private copy of
-    tlkit; see ``tlkit.course.exercises.emit_evidence``.)
-    """
-    found = []
-    for number, cell in enumerate(submission.cells, 1):
-        if cell.cell_type != "code" or is_check_like(cell):
-            continue
-        hits = [name for name in GRADER_INTERNALS if name in cell.source]
-        if hits:
-            found.append(f"cell {number} uses {', '.join(hits)}")
-    return found
+@dataclass
+class RunLimits:
+    cell_timeout: int = CELL_TIMEOUT
+    notebook_timeout: int = NOTEBOOK_TIMEOUT
+    memory: int = MEMORY_LIMIT
+    max_output: int = MAX_OUTPUT
 
 
-# ---------------------------------------------------------------- running one notebook (child process)
+def run_submission(graded: nbformat.NotebookNode, own_copy: bytes, limits: RunLimits,
+                   slot: int = 0) -> tuple[list[dict], float, list[str]]:
+    """Run a graded notebook in a fresh sandbox; return its events, the seconds it took, and problems
+    the grader saw from outside (time limit, memory limit, a flood of events)."""
+    from .sandbox import Limits, Sandbox
 
-def run_in_child(notebook_path: str, result_fd: int, cell_timeout: int, max_output: int) -> None:
-    """Runs inside the limited child process: execute cell by cell, stream evidence to ``result_fd``."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-
-    out = os.fdopen(result_fd, "w", buffering=1)
-
-    def send(**message):
-        out.write(json.dumps(message) + "\n")
-
-    class CappedClient(NotebookClient):
-        kept = 0
-
-        def output(self, outs, msg, display_id, cell_index):
-            size = len(json.dumps(msg.get("content", {}), default=str))
-            if self.kept + size > max_output and msg.get("msg_type") != "display_data":
-                if self.kept <= max_output:
-                    send(event="truncated", cell=cell_index)
-                self.kept = max_output + 1
-                return None
-            self.kept += size
-            return super().output(outs, msg, display_id, cell_index)
-
-    nb = nbformat.read(notebook_path, as_version=4)
-    client = CappedClient(
-        nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
-        error_on_timeout={"ename": "CellTimeout", "evalue": f"the cell ran longer than {cell_timeout} s",
-                          "traceback": []},
-        resources={"metadata": {"path": str(Path(notebook_path).parent)}})
-    try:
-        with client.setup_kernel():
-            for index, cell in enumerate(nb.cells):
-                start = time.perf_counter()
-                client.execute_cell(cell, index)
-                if time.perf_counter() - start >= cell_timeout:
-                    send(event="cell_timeout", cell=index)
-                    continue  # its error is the interrupt we sent, not the learner's
-                for o in cell.outputs:
-                    if o.get("output_type") == "error":
-                        send(event="error", cell=index, ename=o.get("ename", ""),
-                             evalue=str(o.get("evalue", ""))[:300],
-                             grader="grader_item" in cell.metadata)
-                    data = o.get("data", {})
-                    if EVIDENCE_MIME in data and "grader_item" in cell.metadata:
-                        send(event="evidence", cell=index, payload=data[EVIDENCE_MIME])
-    except DeadKernelError:
-        send(event="died")
-    send(event="done")
-
-
-def _limits(memory: int):
-    def apply():
-        import resource
-        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
-
-
-def run_submission(graded: nbformat.NotebookNode, cell_timeout: int = CELL_TIMEOUT,
-                   notebook_timeout: int = NOTEBOOK_TIMEOUT, memory: int = MEMORY_LIMIT,
-                   max_output: int = MAX_OUTPUT) -> tuple[list[dict], float]:
-    """Run a grading notebook in a limited child process; return its events and the seconds it took."""
-    workdir = Path(tempfile.mkdtemp(prefix="tlkit-grade-"))
-    path = workdir / "submission.ipynb"
-    nbformat.write(graded, path)
-    read_fd, write_fd = os.pipe()
+    box = Sandbox(Limits(memory=limits.memory), files={"submission.ipynb": own_copy}, slot=slot)
+    nb_read, nb_write = os.pipe()
+    ev_read, ev_write = os.pipe()
     events: list[dict] = []
-
-    def reader():
-        with os.fdopen(read_fd, "r") as pipe:
-            for line in pipe:
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError:
-                    events.append({"event": "garbled"})
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
+    seen_from_outside: list[str] = []
     start = time.perf_counter()
-    code = (f"import sys; from tlkit.course.grading import run_in_child; "
-            f"run_in_child(sys.argv[1], {write_fd}, {int(cell_timeout)}, {int(max_output)})")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=workdir, pass_fds=(write_fd,),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, preexec_fn=_limits(memory))
-    os.close(write_fd)
     try:
-        proc.wait(timeout=notebook_timeout)
-    except subprocess.TimeoutExpired:
-        events.append({"event": "notebook_timeout"})
-    finally:
+        argv = [sys.executable, "-I", "-m", "tlkit.course.runner", str(nb_read), str(ev_write),
+                str(int(limits.cell_timeout)), str(int(limits.max_output))]
+        proc = box.start(argv, pass_fds=(nb_read, ev_write))
+        os.close(nb_read)
+        os.close(ev_write)
+        payload = nbformat.writes(graded).encode()
+        threading.Thread(target=_write_all, args=(nb_write, payload), daemon=True).start()
+        reader = threading.Thread(target=_read_events, args=(ev_read, events, box), daemon=True)
+        reader.start()
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the kernel too, and anything it started
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    thread.join(timeout=10)
-    shutil.rmtree(workdir, ignore_errors=True)
-    return events, time.perf_counter() - start
+            proc.wait(timeout=limits.notebook_timeout)
+        except Exception:  # subprocess.TimeoutExpired
+            seen_from_outside.append("the notebook ran longer than the time limit and was stopped")
+        box.kill()  # and with it every process the submission started
+        reader.join(timeout=10)
+        if box.out_of_memory():
+            seen_from_outside.append(f"the notebook used more than the memory limit "
+                                     f"({limits.memory / 2**30:g} GB) and was stopped there")
+        if any(e.get("event") == "flood" for e in events):
+            seen_from_outside.append("the notebook sent the grader more data than allowed; it was stopped")
+    finally:
+        box.close()
+    return events, time.perf_counter() - start, seen_from_outside
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except OSError:  # the sandbox died before reading it all
+        pass
+
+
+def _read_events(fd: int, events: list[dict], box) -> None:
+    """Untrusted lines from the sandbox: each must be one small JSON object; the first bad one ends the run."""
+    total = 0
+    with os.fdopen(fd, "rb") as pipe:
+        while True:
+            line = pipe.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            total += len(line)
+            if len(line) > MAX_LINE_BYTES or total > MAX_EVENT_BYTES:
+                events.append({"event": "flood"})
+                box.kill()
+                return
+            try:
+                event = json.loads(line)
+            except (ValueError, RecursionError):
+                event = None
+            if type(event) is not dict or type(event.get("event")) is not str:
+                events.append({"event": "garbled"})
+                continue
+            events.append(event)
 
 
 # ---------------------------------------------------------------- judging
 
-def grade_one(student: str, raw: bytes, ex: Exercise, where: dict, **limits) -> SubmissionResult:
-    """Grade one submission's bytes. Never raises for anything the submission contains."""
+def judge_answer(ex: Exercise, item, sources: list[str]) -> tuple[float, str]:
+    """A quiz item, from the text of the learner's cells before its check."""
+    found, value = literal_assignment(sources, item.answer)
+    if not found:
+        line = f"{item.id}: not yet — set {item.answer} in the cell above its check (e.g. {item.answer} = \"b\")"
+        return 0.0, line
+    if value is NOT_LITERAL:
+        return 0.0, f"{item.id}: not yet — {not_literal_hint(item.answer)}"
+    verdict = ex.judge(item.id, ex.collect(item.id, {item.answer: value}))
+    return (item.points if verdict.passed else 0.0), verdict.line(item.id)
+
+
+def grade_one(student: str, raw: bytes, ex: Exercise, limits: RunLimits | None = None,
+              slot: int = 0) -> SubmissionResult:
+    """Grade one submission's bytes. Never raises for anything the submission contains or sends."""
+    limits = limits or RunLimits()
     result = SubmissionResult(student)
     for item in ex.items:
         result.verdicts[item.id] = (0.0, f"{item.id}: not yet — no result (see problems)")
     try:
-        submission = nbformat.reads(raw.decode("utf-8"), as_version=4)
-    except Exception as err:
-        result.problems.append(f"not a valid notebook, nothing was run: {str(err).splitlines()[0][:200]}")
+        cells = read_cells(raw)
+    except ValueError as err:
+        result.problems.append(f"not a valid notebook, nothing was run: {err}")
         return result
-    tampering = reaches_into_grader(submission)
-    if tampering:
-        result.problems.append("not graded: the notebook reaches into the grader's code ("
-                               + "; ".join(tampering) + "). Tampering earns no points; remove that code")
-        return result
-    nonces = {item: secrets.token_hex(16) for item in ex.ids}
-    graded = grading_notebook(submission, ex, where, nonces)
-    events, result.seconds = run_submission(graded, **limits)
-    seen = set()
+    try:
+        _grade_cells(result, cells, ex, limits, slot)
+    except Exception as err:  # a bug of ours, or something we did not foresee: this submission only
+        result.problems.append(f"the grader could not finish this submission ({type(err).__name__}: "
+                               f"{str(err)[:200]}); grade it by hand")
+    return result
+
+
+def _grade_cells(result: SubmissionResult, cells: list[Cell], ex: Exercise, limits: RunLimits,
+                 slot: int) -> None:
+    p = plan(cells, ex)
+    for item in ex.items:
+        if item.answer:
+            result.verdicts[item.id] = judge_answer(ex, item, p.code_before[item.id])
+    if not p.seeds:
+        return
+    events, result.seconds, outside = run_submission(p.notebook, learners_copy(cells), limits, slot)
 
     def cell(event) -> str:
-        index = event.get("cell", -1)
-        number = graded.cells[index].metadata.get("cell_number") if 0 <= index < len(graded.cells) else None
+        index = event.get("cell")
+        number = p.numbers[index] if type(index) is int and 0 <= index < len(p.numbers) else None
         return f"cell {number}" if number else "a grader cell"
 
+    judged = set()
     for event in events:
         kind = event.get("event")
         if kind == "evidence":
-            payload = event.get("payload") or {}
-            item = payload.get("item")
-            if item in nonces and payload.get("nonce") == nonces[item] and item not in seen:
-                seen.add(item)
-                verdict = ex.judge(item, payload.get("evidence"))
-                points = ex.item(item).points if verdict.passed else 0.0
-                result.verdicts[item] = (points, verdict.line(item))
+            payload = event.get("payload")
+            item_id = payload.get("item") if type(payload) is dict else None
+            if item_id in p.seeds and item_id not in judged and event.get("cell") == p.cell_of[item_id]:
+                judged.add(item_id)
+                item = ex.item(item_id)
+                probe = item.probe(p.seeds[item_id])  # the same draw, in the grader's own process
+                verdict = ex.judge(item_id, payload.get("evidence"), probe)
+                result.verdicts[item_id] = (item.points if verdict.passed else 0.0, verdict.line(item_id))
         elif kind == "cell_timeout":
             result.problems.append(f"{cell(event)} ran too long and was stopped")
-        elif kind == "error" and not event.get("grader"):
-            result.problems.append(f"{cell(event)} raised {event['ename']}: {event['evalue']}")
+        elif kind == "error" and event.get("grader") is not True:
+            result.problems.append(f"{cell(event)} raised {str(event.get('ename'))[:100]}: "
+                                   f"{str(event.get('evalue'))[:300]}")
         elif kind == "truncated":
             result.problems.append(f"{cell(event)} printed too much; the rest of the output was dropped")
         elif kind == "died":
             result.problems.append("the kernel died (a crash, os._exit or running out of memory); "
                                    "items after that point got no points")
-        elif kind == "notebook_timeout":
-            result.problems.append("the notebook ran longer than the time limit and was stopped")
+        elif kind == "garbled":
+            if "the grader received lines it could not read; they were ignored" not in result.problems:
+                result.problems.append("the grader received lines it could not read; they were ignored")
+    result.problems.extend(outside)
     if not any(e.get("event") == "done" for e in events) and not result.problems:
         result.problems.append("the run ended early without finishing")
-    return result
 
+
+# ---------------------------------------------------------------- a class of submissions
 
 def find_submissions(folder: Path) -> list[tuple[str, Path]]:
     """``folder/<student>.ipynb`` files and ``folder/<student>/<anything>.ipynb`` folders, sorted."""
     found = []
     for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix == ".ipynb":
+        if entry.is_file() and entry.suffix == ".ipynb" and not entry.is_symlink():
             found.append((entry.stem, entry))
-        elif entry.is_dir() and not entry.name.startswith("."):
-            notebooks = sorted(p for p in entry.glob("*.ipynb") if not p.name.startswith("."))
+        elif entry.is_dir() and not entry.name.startswith(".") and not entry.is_symlink():
+            notebooks = sorted(p for p in entry.glob("*.ipynb") if not p.name.startswith(".") and p.is_file())
             if notebooks:
                 found.append((entry.name, notebooks[0]))
     return found
 
 
+def _claim(path: Path, force: bool, what: str) -> Path:
+    """Check at the start that ``path`` may be written: not a link, not there unless ``force``."""
+    path = Path(os.path.abspath(path))
+    if path.is_symlink():
+        raise GradingError(f"{path} is a symbolic link; {what} is never written through one: choose another path")
+    if path.exists() and not force:
+        raise GradingError(f"{path} already exists; choose another --out, move it, or pass --force")
+    return path
+
+
 def grade(assignment: str | Path, submissions: str | Path, out: str | Path,
           feedback_dir: str | Path | None = None, force: bool = False, progress=print, jobs: int = 1,
-          **limits) -> list[SubmissionResult]:
+          cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT, memory: int = MEMORY_LIMIT,
+          max_output: int = MAX_OUTPUT) -> list[SubmissionResult]:
     """Grade every submission in ``submissions`` against ``assignment``; write the CSV and feedback files.
 
     Everything is read before the first notebook runs and the files are written at the end, so a
-    submission that deletes files cannot take other students' submissions or grades with it.
+    submission cannot take other students' submissions or grades with it.
     """
-    assignment, submissions, out = Path(assignment), Path(submissions), Path(out)
+    assignment, submissions = Path(assignment), Path(submissions)
+    if jobs < 1:
+        raise GradingError(f"jobs must be at least 1, got {jobs}")
     if not assignment.is_file():
         raise GradingError(f"{assignment}: no such assignment notebook (give the student copy or its source)")
     if not submissions.is_dir():
         raise GradingError(f"{submissions}: not a folder of submissions")
-    feedback_dir = Path(feedback_dir) if feedback_dir else out.with_name(out.stem + "_feedback")
-    for existing in (out, feedback_dir):
-        if existing.exists() and not force:
-            raise GradingError(f"{existing} already exists; choose another --out, move it, or pass --force")
+    out = _claim(Path(out), force, "a grades file")
+    if out.exists() and out.is_dir():
+        raise GradingError(f"{out} is a folder; give a file name for --out")
+    feedback_dir = _claim(Path(feedback_dir) if feedback_dir else out.with_name(out.stem + "_feedback"), force,
+                          "feedback")
+    out_existed = out.exists()
     assignment_nb = nbformat.read(assignment, as_version=4)
-    ex = exercise_of(assignment_nb, str(assignment))
-    where = anchors(assignment_nb)
+    ex = exercise_of(assignment_nb, str(assignment))  # loaded once: judges and quiz keys stay in memory
     found = find_submissions(submissions)
     if not found:
         raise GradingError(f"{submissions}: no .ipynb submissions found (expected <student>.ipynb or <student>/*.ipynb)")
     payloads = [(student, path.read_bytes()) for student, path in found]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    feedback_dir.mkdir(parents=True, exist_ok=True)
+    feedback_fd = os.open(feedback_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+    limits = RunLimits(cell_timeout, notebook_timeout, memory, max_output)
+    from .sandbox import detect_mode
+    detect_mode()  # once, before the threads start
 
-    if jobs < 1:
-        raise GradingError(f"jobs must be at least 1, got {jobs}")
+    slots: queue.Queue[int] = queue.Queue()
+    for k in range(jobs):
+        slots.put(k)
     done = 0
+    lock = threading.Lock()
 
     def one(student_raw):
         nonlocal done
         student, raw = student_raw
-        result = grade_one(student, raw, ex, where, **limits)
-        done += 1
-        progress(f"[{done}/{len(payloads)}] {student}: {result.points(ex):g}/{sum(i.points for i in ex.items):g}"
-                 + (f" ({len(result.problems)} problem(s))" if result.problems else ""))
+        slot = slots.get()
+        try:
+            result = grade_one(student, raw, ex, limits, slot)
+        finally:
+            slots.put(slot)
+        with lock:
+            done += 1
+            progress(f"[{done}/{len(payloads)}] {student}: {result.points(ex):g}/{sum(i.points for i in ex.items):g}"
+                     + (f" ({len(result.problems)} problem(s))" if result.problems else ""))
         return result
 
-    # Each submission runs in its own process; threads here only wait for them.
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(one, payloads))
-    write_csv(results, ex, out)
-    write_feedback(results, ex, feedback_dir)
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:  # each submission runs in its own sandbox
+            results = list(pool.map(one, payloads))
+        written = write_csv(results, ex, out, replace=force or not out_existed)
+        if written != out:
+            progress(f"WARNING: {out} was changed while grading; the grades went to {written} instead")
+        write_feedback(results, ex, feedback_fd)
+    finally:
+        os.close(feedback_fd)
     return results
 
 
-def write_csv(results: list[SubmissionResult], ex: Exercise, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
+def _cell(text: str) -> str:
+    """A CSV field a spreadsheet shows as text, never runs as a formula (learner-written text ends up here)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_csv(results: list[SubmissionResult], ex: Exercise, out: Path, replace: bool = True) -> Path:
+    """Write the grades atomically: a temporary file in the same folder, renamed onto ``out``.
+
+    If something appeared at ``out`` since the start that may not be replaced (a file without
+    ``--force``, a folder, a link), the grades go next to it under a new name, which is returned.
+    """
     total = sum(i.points for i in ex.items)
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", *ex.ids, "total", "max", "problems"])
-        for r in results:
-            writer.writerow([r.student, *(f"{r.verdicts[i][0]:g}" for i in ex.ids),
-                             f"{r.points(ex):g}", f"{total:g}", " | ".join(r.problems)])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["student", *ex.ids, "total", "max", "problems"])
+    for r in results:
+        writer.writerow([_cell(r.student), *(f"{r.verdicts[i][0]:g}" for i in ex.ids),
+                         f"{r.points(ex):g}", f"{total:g}", _cell(" | ".join(r.problems))])
+    target = out
+    if out.is_symlink() or out.is_dir() or (out.exists() and not replace):
+        target = out.with_name(f"{out.stem}-{time.strftime('%Y%m%d-%H%M%S')}{out.suffix}")
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)  # replaces a name, never follows a link
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
-def write_feedback(results: list[SubmissionResult], ex: Exercise, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+def write_feedback(results: list[SubmissionResult], ex: Exercise, folder_fd: int) -> None:
+    """One ``<student>.md`` per submission, written inside the folder opened at the start."""
     total = sum(i.points for i in ex.items)
     for r in results:
         lines = [f"# {ex.name}: feedback for {r.student}", "", f"Score: {r.points(ex):g} / {total:g}", ""]
         lines += [f"- {r.verdicts[i][1]}" for i in ex.ids]
         if r.problems:
             lines += ["", "What happened while running your notebook:", ""] + [f"- {p}" for p in r.problems]
-        (folder / f"{r.student}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        name = f"{r.student}.md"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(name, flags, 0o644, dir_fd=folder_fd)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
 
 
-def check_notebook(path: str | Path, **limits) -> SubmissionResult:
-    """``tlkit check``: run your own exercise notebook in a fresh kernel and judge every item."""
+def check_notebook(path: str | Path, cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT,
+                   memory: int = MEMORY_LIMIT) -> SubmissionResult:
+    """``tlkit check``: run your own exercise notebook in a fresh sandboxed kernel and judge every item."""
     path = Path(path)
     if not path.is_file():
         raise GradingError(f"{path}: no such notebook")
@@ -384,4 +490,4 @@ def check_notebook(path: str | Path, **limits) -> SubmissionResult:
     except Exception as err:
         raise GradingError(f"{path}: not a valid notebook ({str(err).splitlines()[0][:200]})") from None
     ex = exercise_of(nb, str(path))
-    return grade_one(path.stem, raw, ex, anchors(nb), **limits)
+    return grade_one(path.stem, raw, ex, RunLimits(cell_timeout, notebook_timeout, memory))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..exercises import Exercise, Item, Verdict, quiz_item
-from ._reference import pretrained_reference
+from ..probes._shared import pretrained_reference
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")  # skimage.data pictures the checks run on
 SIZE = 96

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..exercises import Exercise, Item, Verdict, quiz_item
-from ._reference import head_evidence, head_test_accuracy, pretrained_reference
+from ..probes._shared import head_evidence, pretrained_reference
+from ._reference import head_test_accuracy
 
 N_CLASSES = 8
 N_FEATURES = 1280
