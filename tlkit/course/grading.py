@@ -25,7 +25,6 @@ import csv
 import io
 import json
 import os
-import queue
 import sys
 import tempfile
 import threading
@@ -189,13 +188,13 @@ class RunLimits:
     max_output: int = MAX_OUTPUT
 
 
-def run_submission(graded: nbformat.NotebookNode, own_copy: bytes, limits: RunLimits,
-                   slot: int = 0) -> tuple[list[dict], float, list[str]]:
+def run_submission(graded: nbformat.NotebookNode, own_copy: bytes,
+                   limits: RunLimits) -> tuple[list[dict], float, list[str]]:
     """Run a graded notebook in a fresh sandbox; return its events, the seconds it took, and problems
     the grader saw from outside (time limit, memory limit, a flood of events)."""
     from .sandbox import Limits, Sandbox
 
-    box = Sandbox(Limits(memory=limits.memory), files={"submission.ipynb": own_copy}, slot=slot)
+    box = Sandbox(Limits(memory=limits.memory), files={"submission.ipynb": own_copy})
     nb_read, nb_write = os.pipe()
     ev_read, ev_write = os.pipe()
     events: list[dict] = []
@@ -272,8 +271,7 @@ def judge_answer(ex: Exercise, item, sources: list[str]) -> tuple[float, str]:
     return (item.points if verdict.passed else 0.0), verdict.line(item.id)
 
 
-def grade_one(student: str, raw: bytes, ex: Exercise, limits: RunLimits | None = None,
-              slot: int = 0) -> SubmissionResult:
+def grade_one(student: str, raw: bytes, ex: Exercise, limits: RunLimits | None = None) -> SubmissionResult:
     """Grade one submission's bytes. Never raises for anything the submission contains or sends."""
     limits = limits or RunLimits()
     result = SubmissionResult(student)
@@ -285,22 +283,21 @@ def grade_one(student: str, raw: bytes, ex: Exercise, limits: RunLimits | None =
         result.problems.append(f"not a valid notebook, nothing was run: {err}")
         return result
     try:
-        _grade_cells(result, cells, ex, limits, slot)
+        _grade_cells(result, cells, ex, limits)
     except Exception as err:  # a bug of ours, or something we did not foresee: this submission only
         result.problems.append(f"the grader could not finish this submission ({type(err).__name__}: "
                                f"{str(err)[:200]}); grade it by hand")
     return result
 
 
-def _grade_cells(result: SubmissionResult, cells: list[Cell], ex: Exercise, limits: RunLimits,
-                 slot: int) -> None:
+def _grade_cells(result: SubmissionResult, cells: list[Cell], ex: Exercise, limits: RunLimits) -> None:
     p = plan(cells, ex)
     for item in ex.items:
         if item.answer:
             result.verdicts[item.id] = judge_answer(ex, item, p.code_before[item.id])
     if not p.seeds:
         return
-    events, result.seconds, outside = run_submission(p.notebook, learners_copy(cells), limits, slot)
+    events, result.seconds, outside = run_submission(p.notebook, learners_copy(cells), limits)
 
     def cell(event) -> str:
         index = event.get("cell")
@@ -397,20 +394,13 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path,
     from .sandbox import detect_mode
     detect_mode()  # once, before the threads start
 
-    slots: queue.Queue[int] = queue.Queue()
-    for k in range(jobs):
-        slots.put(k)
     done = 0
     lock = threading.Lock()
 
     def one(student_raw):
         nonlocal done
         student, raw = student_raw
-        slot = slots.get()
-        try:
-            result = grade_one(student, raw, ex, limits, slot)
-        finally:
-            slots.put(slot)
+        result = grade_one(student, raw, ex, limits)
         with lock:
             done += 1
             progress(f"[{done}/{len(payloads)}] {student}: {result.points(ex):g}/{sum(i.points for i in ex.items):g}"

@@ -33,6 +33,7 @@ import ctypes
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WORKDIR = "/home/learner"   # the sandbox's home and working directory
-ROOT_UID_BASE = 3_100_000   # root mode: sandbox k runs as this uid + k (ids no account uses)
+ROOT_UID_BASE = 3_000_000   # root mode: each sandbox runs as a random uid above this (ids no account uses)
 
 NAMESPACES_ROOT = "namespaces (root)"
 NAMESPACES_USER = "namespaces (user)"
@@ -156,12 +157,12 @@ class Sandbox:
     """One sandbox: ``start`` a program in it, ``kill`` everything in it, ``close`` to clean up.
 
     ``files`` are written into its working directory (``/home/learner``) before the program starts.
-    ``slot`` tells sandboxes that run at the same time apart (root mode: their user ids).
+    Run as root, each sandbox gets a user id of its own, drawn at random, so two sandboxes (of one
+    grading run or of two) never share one.
     """
     limits: Limits = field(default_factory=Limits)
     files: dict[str, bytes] = field(default_factory=dict)
     env: dict = field(default_factory=dict)
-    slot: int = 0
     mode: str | None = None
     readable: list[str] | None = None
     hidden: list[str] | None = None
@@ -184,7 +185,7 @@ class Sandbox:
                 "hidden": self.hidden if self.hidden is not None else hidden_paths(),
                 "files": {name: base64.b64encode(data).decode() for name, data in self.files.items()},
                 "env": env, "argv": argv, "disk": self.limits.disk, "keep_fds": list(pass_fds),
-                "uid": ROOT_UID_BASE + self.slot if self.mode == NAMESPACES_ROOT else None,
+                "uid": ROOT_UID_BASE + secrets.randbelow(10**9) if self.mode == NAMESPACES_ROOT else None,
                 "cgroups": [], "rlimits": self._rlimits()}
         if self.mode == NAMESPACES_ROOT:
             self.cgroups = _make_cgroups(f"tlkit-{self.token}", self.limits)
