@@ -162,3 +162,11 @@ def test_make_loader_clips_an_oversized_batch_and_refuses_empty_data():
         assert tl.make_loader(data.val, batch_size=1000).batch_size == n
     with pytest.raises(tl.DataError, match="empty"):
         tl.make_loader(data.val.subset([]))
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_data(tmp_path):
+    """A read-only cache (a workshop's shared copy, the grader's sandbox) is not an error: the data stay in memory."""
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache folder would go")
+    data = tl.course_data("shapes", per_class={"train": 2, "val": 1, "test": 1}, root=blocked)
+    assert len(data.train) == 2 * len(data.classes) and blocked.read_text().startswith("a file")

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import tlkit as tl
-from tlkit.course.checks import ex01_what_a_pretrained_model_knows as ex01_module
 from tlkit.course.checks.ex01_what_a_pretrained_model_knows import EXERCISE as EX01
+from tlkit.course.probes._shared import pretrained_reference
 
 from _exercise_helpers import assert_malformed_evidence_never_passes, hint, judge_on_probe, not_yet  # noqa: F401
 
@@ -81,7 +81,7 @@ def test_ex01_features():
     assert "1000 ImageNet class scores" in hint(EX01, "q2", features=lambda m, x: m.eval()(x))
     assert "put the head back" in hint(EX01, "q2", features=head_gone)
     assert "feature maps" in hint(EX01, "q2", features=maps)
-    assert "not the pretrained features" in hint(EX01, "q2", features=lambda m, x: torch.zeros(2, 1280))
+    assert "not the pretrained features" in hint(EX01, "q2", features=lambda m, x: torch.zeros(len(x), 1280))
 
 
 def test_ex01_new_head(lite0_imagenet):
@@ -104,6 +104,76 @@ def test_ex01_quiz_items():
 def test_ex01_checks_never_hand_out_their_own_model():
     seen = []
     EX01.verdict("q1", top5=lambda m, x: seen.append(m) or _top5(m, x))
-    assert seen and all(m is not ex01_module._pretrained() for m in seen)
+    EX01.verdict("q2", features=lambda m, x: seen.append(m) or _features(m, x))
+    assert seen and all(m is not pretrained_reference() for m in seen)
+    assert not pretrained_reference().training and pretrained_reference().classifier.out_features == 1000
 
 
+def test_ex01_checks_leave_the_learners_random_stream_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    EX01.verdict("q1", top5=lambda m, x: m(x)[0].topk(5).indices.tolist())   # dropout in train mode
+    EX01.verdict("q2", features=_no_eval_features)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_ex01_top5_runs_on_a_model_whose_classes_are_shuffled():
+    """The right five indices change with every draw: the head's 1000 classes come in a random order."""
+    answers = []
+    for seed in (1, 2):
+        evidence = EX01.collect("q1", {"top5": _top5}, EX01.item("q1").probe(seed))
+        answers.append([d["values"] for d in evidence["eval"]])
+    assert answers[0] != answers[1]
+
+
+def test_ex01_answers_are_judged_on_their_own_probe(lite0_imagenet):
+    """Evidence from one draw (an honest run replayed) fails on another draw: every code item."""
+    right = {"q1": {"top5": _top5}, "q2": {"features": _features},
+             "q3": {"model8": tl.replace_head(copy.deepcopy(lite0_imagenet), 8)}}
+    for item, values in right.items():
+        first, second = EX01.item(item).probe(1), EX01.item(item).probe(2)
+        evidence = EX01.collect(item, values, first)
+        assert EX01.judge(item, evidence, first).passed
+        assert not EX01.judge(item, evidence, second).passed, item
+
+
+def test_ex01_verdicts_do_not_depend_on_the_draw(lite0_imagenet):
+    """Instant feedback must not be a lottery: right stays right and each mistake keeps its hint on every draw."""
+    model8 = tl.replace_head(copy.deepcopy(lite0_imagenet), 8)
+    random_body = tl.load_pretrained("efficientnet_lite0", num_classes=8, pretrained=False)
+    for seed in range(5):
+        assert EX01.verdict("q1", seed=seed, top5=_top5).passed
+        assert "model.eval()" in EX01.verdict("q1", seed=seed, top5=_no_eval_top5).hint
+        assert "least likely first" in EX01.verdict("q1", seed=seed, top5=lambda m, x: _top5(m, x)[::-1]).hint
+        assert EX01.verdict("q2", seed=seed, features=_features).passed
+        assert "model.eval()" in EX01.verdict("q2", seed=seed, features=_no_eval_features).hint
+        assert EX01.verdict("q3", seed=seed, model8=model8).passed
+        assert "not the pretrained one" in EX01.verdict("q3", seed=seed, model8=random_body).hint
+
+
+def _no_eval_top5(model, x):
+    with torch.inference_mode():
+        return model(x)[0].topk(5).indices.tolist()
+
+
+def _no_eval_features(model, x):
+    with tl.head_removed(model), torch.inference_mode():
+        return model(x)
+
+
+def test_ex01_judges_can_run_side_by_side(lite0_imagenet):
+    """`tlkit grade --jobs N` judges several submissions at once, in threads sharing one reference model:
+    a judge must never change it (no head taken off for a moment)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model8 = tl.replace_head(copy.deepcopy(lite0_imagenet), 8)
+    values = {"q1": {"top5": _top5}, "q2": {"features": _features}, "q3": {"model8": model8}}
+    cases = []
+    for seed in range(2):
+        for item, v in values.items():
+            probe = EX01.item(item).probe(seed)
+            cases.append((item, EX01.collect(item, v, probe), probe))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        verdicts = list(pool.map(lambda case: EX01.judge(*case), cases * 3))
+    assert all(v.passed for v in verdicts), [v.hint for v in verdicts if not v.passed]

@@ -47,16 +47,25 @@ def test_ex02_frozen_model(frozen_model, lite0_imagenet):
     assert "not the pretrained one" in hint(EX02, "q1", model=random_body)
 
 
+def _count(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def test_ex02_trainable_count():
-    assert EX02.verdict("q2", n_trainable=10248).passed
-    assert "counted every parameter" in hint(EX02, "q2", n_trainable=3381256)
-    assert "frozen parameters" in hint(EX02, "q2", n_trainable=3381256 - 10248)
-    assert "ImageNet head" in hint(EX02, "q2", n_trainable=1281000)
-    assert "biases" in hint(EX02, "q2", n_trainable=10240)
-    assert "parameter tensors" in hint(EX02, "q2", n_trainable=2)
-    assert "should be an int" in hint(EX02, "q2", n_trainable=10248.0)
-    assert "tensor" in hint(EX02, "q2", n_trainable=torch.tensor(10248))
-    assert "set n_trainable to an int" in hint(EX02, "q2", n_trainable="10248")
+    assert EX02.verdict("q2", trainable_count=_count).passed
+    assert EX02.verdict("q2", trainable_count=lambda m: tl.count_parameters(m, trainable_only=True)).passed
+    every = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert "counted every parameter" in hint(EX02, "q2", trainable_count=every)
+    assert "frozen parameters" in hint(EX02, "q2", trainable_count=lambda m: every(m) - _count(m))
+    assert "biases" in hint(EX02, "q2", trainable_count=lambda m: sum(
+        p.numel() for n, p in m.named_parameters() if p.requires_grad and not n.endswith("bias")))
+    assert "parameter tensors" in hint(EX02, "q2", trainable_count=lambda m: sum(
+        1 for p in m.parameters() if p.requires_grad))
+    assert "head alone" in hint(EX02, "q2", trainable_count=lambda m: sum(p.numel() for p in m.classifier.parameters()))
+    assert "not a float" in hint(EX02, "q2", trainable_count=lambda m: float(_count(m)))
+    assert "tensor" in hint(EX02, "q2", trainable_count=lambda m: torch.tensor(_count(m)))
+    assert "return an int" in hint(EX02, "q2", trainable_count=lambda m: str(_count(m)))
+    assert "should be a function" in hint(EX02, "q2", trainable_count=10248)
 
 
 def _step(head, optimizer, x, y):
@@ -103,15 +112,18 @@ def test_ex02_train_step():
 
 
 def test_ex02_head_judge_from_predictions():
-    from tlkit.course.checks.ex02_feature_extraction import _test_split
-    labels = _test_split().labels.tolist()
+    from tlkit.course.probes.ex02_feature_extraction import fresh_test_split
+    probe = EX02.item("q4").probe(5)
+    made = fresh_test_split(probe["data_seed"]).labels.tolist()
+    labels = [made[i] for i in probe["order"]]
     n = len(labels)
-    assert EX02.judge("q4", {"shape": [n, 8], "predictions": labels}).passed
-    assert "no better than chance" in EX02.judge("q4", {"shape": [n, 8], "predictions": [0] * n}).hint
+    assert EX02.judge("q4", {"shape": [n, 8], "predictions": labels}, probe).passed
+    assert "no better than chance" in EX02.judge("q4", {"shape": [n, 8], "predictions": [0] * n}, probe).hint
     half = labels[: n // 2] + [(t + 1) % 8 for t in labels[n // 2:]]
-    assert "should beat 60%" in EX02.judge("q4", {"shape": [n, 8], "predictions": half}).hint
-    assert "N x 8" in EX02.judge("q4", {"shape": [n, 1000], "predictions": labels}).hint
-    assert not EX02.judge("q4", {"shape": [n, 8], "predictions": [float(t) for t in labels]}).passed
+    assert "should beat 60%" in EX02.judge("q4", {"shape": [n, 8], "predictions": half}, probe).hint
+    assert "N x 8" in EX02.judge("q4", {"shape": [n, 1000], "predictions": labels}, probe).hint
+    assert not EX02.judge("q4", {"shape": [n, 8], "predictions": [float(t) for t in labels]}, probe).passed
+    assert not EX02.judge("q4", {"shape": [n, 8], "predictions": labels}, EX02.item("q4").probe(6)).passed
 
 
 def test_ex02_head_collects_on_held_out_features(frozen_model):
@@ -128,3 +140,77 @@ def test_ex02_quiz_item():
     assert "stored features no longer match" in hint(EX02, "q5", answer_q5="a")
 
 
+@pytest.fixture(scope="module")
+def trained_head():
+    """The notebook's answer to q4: 100 Adam steps on the cached features of 10 training images per class."""
+    model = tl.load_pretrained("efficientnet_lite0")
+    data = tl.course_data("course")
+    eval_tf = tl.eval_transforms(model.tlkit_config, 64)
+    features, labels = tl.extract_features(model, tl.few_shot(data.train, 10, seed=0).with_transform(eval_tf)).tensors
+    torch.manual_seed(0)
+    head = nn.Linear(1280, 8)
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(100):
+        _step(head, optimizer, features, labels)
+    return head
+
+
+def test_ex02_answers_are_judged_on_their_own_probe(frozen_model, trained_head):
+    """Evidence from one draw (an honest run replayed) fails on another draw: every code item with a probe."""
+    right = {"q1": {"model": frozen_model}, "q2": {"trainable_count": _count}, "q3": {"train_step": _step},
+             "q4": {"head": trained_head}}
+    for item, values in right.items():
+        first, second = EX02.item(item).probe(1), EX02.item(item).probe(2)
+        evidence = EX02.collect(item, values, first)
+        assert EX02.judge(item, evidence, first).passed
+        assert not EX02.judge(item, evidence, second).passed, item
+
+
+def test_ex02_verdicts_do_not_depend_on_the_draw(frozen_model, trained_head):
+    """Instant feedback must not be a lottery: right stays right and each mistake keeps its hint on every draw."""
+    random_body = tl.freeze(tl.load_pretrained("efficientnet_lite0", num_classes=8, pretrained=False))
+    for seed in range(5):
+        assert EX02.verdict("q1", seed=seed, model=frozen_model).passed
+        assert "not the pretrained one" in EX02.verdict("q1", seed=seed, model=random_body).hint
+        assert EX02.verdict("q3", seed=seed, train_step=_step).passed
+        assert "zero_grad" in EX02.verdict("q3", seed=seed, train_step=_no_zero_grad).hint
+        assert "did not change" in EX02.verdict("q3", seed=seed, train_step=_no_step).hint
+        assert "weights are right but the returned loss" in \
+            EX02.verdict("q3", seed=seed, train_step=_loss_after_the_step).hint
+        assert EX02.verdict("q4", seed=seed, head=trained_head).passed
+        assert "no better than chance" in EX02.verdict("q4", seed=seed, head=_class_zero_head()).hint
+
+
+def test_ex02_checks_leave_the_learners_random_stream_alone(trained_head):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    EX02.verdict("q3", train_step=_step)
+    EX02.verdict("q4", head=trained_head)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def _no_zero_grad(head, optimizer, x, y):
+    loss = F.cross_entropy(head(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _no_step(head, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(head(x), y)
+    loss.backward()
+    return loss.item()
+
+
+def _loss_after_the_step(head, optimizer, x, y):
+    _step(head, optimizer, x, y)
+    return F.cross_entropy(head(x), y).item()
+
+
+def _class_zero_head():
+    head = nn.Linear(1280, 8)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)   # every image gets class 0: exactly chance
+    return head

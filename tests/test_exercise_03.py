@@ -41,14 +41,6 @@ def test_ex03_unfreeze_last_n():
     assert EX03.verdict("q1", unfreeze_last_n=_unfreeze).passed
     assert EX03.verdict("q1", unfreeze_last_n=tl.unfreeze_last).passed
 
-    def minus_zero(model, n):
-        for p in model.parameters():
-            p.requires_grad = False
-        parts = tl.parts(model)
-        for part in parts[:-1][-n:] + parts[-1:]:
-            for p in part.parameters(model):
-                p.requires_grad = True
-
     def neck_always(model, n):
         _unfreeze(model, n + 1)
 
@@ -62,7 +54,7 @@ def test_ex03_unfreeze_last_n():
         _unfreeze(model, n)
         for p in model.classifier.parameters():
             p.requires_grad = False
-    assert "body[-0:]" in hint(EX03, "q1", unfreeze_last_n=minus_zero)
+    assert "body[-0:]" in hint(EX03, "q1", unfreeze_last_n=_minus_zero)
     assert "one part too many" in hint(EX03, "q1", unfreeze_last_n=neck_always)
     assert "one part too few" in hint(EX03, "q1", unfreeze_last_n=lambda m, n: _unfreeze(m, max(n - 1, 0)))
     assert "changed nothing" in hint(EX03, "q1", unfreeze_last_n=lambda m, n: None)
@@ -176,9 +168,13 @@ def test_ex03_answers_are_judged_on_their_own_probe():
 
 def test_ex03_verdicts_do_not_depend_on_the_draw():
     """Instant feedback must not be a lottery: right stays right and each mistake keeps its hint on every draw."""
-    for seed in range(6):
+    mistakes = {"body[-0:]": _minus_zero, "one part too many": lambda m, n: _unfreeze(m, n + 1),
+                "one part too few": lambda m, n: _unfreeze(m, max(n - 1, 0)), "changed nothing": lambda m, n: None}
+    for seed in range(12):
         assert EX03.verdict("q1", seed=seed, unfreeze_last_n=_unfreeze).passed
-        assert "body[-0:]" in EX03.verdict("q1", seed=seed, unfreeze_last_n=_minus_zero).hint
+        for words, mistake in mistakes.items():
+            assert words in EX03.verdict("q1", seed=seed, unfreeze_last_n=mistake).hint, (seed, words)
+    for seed in range(6):
         assert EX03.verdict("q2", seed=seed, frozen_bn_eval=_bn_eval).passed
         assert "BatchNorm1d" in EX03.verdict("q2", seed=seed, frozen_bn_eval=_only_2d).hint
         assert EX03.verdict("q3", seed=seed, lr_groups=_groups).passed

@@ -33,12 +33,12 @@ def _with_cell(nb, after_item: str | None, source: str):
     return nb
 
 
-def _answers(nb, n_classes: str, answer: str, counter: str):
+def _answers(nb, class_count: str, answer: str, counter: str):
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if "NotImplementedError" in cell.source or "BEGIN SOLUTION" in cell.source:
-            if "n_classes" in cell.source or "course_data" in cell.source:
-                cell.source = f"data = tl.course_data()\nn_classes = {n_classes}"
+            if "class_count" in cell.source or "course_data" in cell.source:
+                cell.source = f"data = tl.course_data()\ndef class_count(ds):\n    return {class_count}"
             elif "count_trainable" in cell.source:
                 cell.source = f"def count_trainable(model):\n    return {counter}"
             else:
@@ -53,28 +53,20 @@ def graded(tmp_path_factory):
     subs.mkdir()
     source = nbformat.read(SOURCE, as_version=4)
     blank = nbformat.read(STUDENT, as_version=4)
-    right = _answers(blank, "len(data.classes)", "b",
+    right = _answers(blank, "len(ds.classes)", "b",
                      "sum(p.numel() for p in model.parameters() if p.requires_grad)")
     cases = {
         "correct_source": source,
         "correct": right,
         "blank": blank,
-        "wrong": _answers(blank, "7", "a", "sum(p.numel() for p in model.parameters())"),
+        "wrong": _answers(blank, "len(data.classes)", "a", "sum(p.numel() for p in model.parameters())"),
         "tamper_redefine_check": _with_cell(blank, None, (
             "import tlkit\n"
             "class FakeEx:\n    def check(self, item): print(f'{item}: passed')\n"
             "tlkit.exercise = lambda name: FakeEx()")),
-        "tamper_patch_judge": _with_cell(blank, None, (
-            "import tlkit.course.exercises as E\n"
-            "E.Exercise.judge = lambda self, item, evidence: E.Verdict(True)\n"
-            "E.Verdict.line = lambda self, item: f'{item}: passed'")),
         "tamper_check_cells": _tamper_check_cells(blank),
-        # Patches that never name the grader's modules: defeated by collecting with a private tlkit.
-        "tamper_patch_collect": _with_cell(blank, None, (
-            "import tlkit as tl\n"
-            "ex = tl.exercise('00')\n"
-            "ex.item('q1').collect = lambda **values: {'value': 8.0}\n"
-            "type(ex).collect = lambda self, item, namespace: {'answer': 'b', 'counts': [0, 0, 0]}")),
+        # honest work that merely *mentions* the grader's modules is graded like any other
+        "mentions_internals": _with_cell(right, None, "# see tlkit.course.checks and tlkit.course.probes.answer"),
         "hang_interruptible": _with_cell(right, "q1", "import time\ntime.sleep(10**6)"),
         "hang_ignores_interrupt": _with_cell(right, "q1", (
             "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")),
@@ -121,11 +113,11 @@ pytestmark = pytest.mark.slow
 
 def test_every_submission_gets_a_row(graded):
     assert set(graded["rows"]) == {
-        "a_deleter", "correct_source", "correct", "blank", "wrong", "tamper_redefine_check",
-        "tamper_patch_judge", "tamper_check_cells", "tamper_patch_collect", "hang_interruptible", "hang_ignores_interrupt",
-        "crash", "raises", "floods_output", "hogs_memory", "not_json"}
+        "a_deleter", "correct_source", "correct", "blank", "wrong", "tamper_redefine_check", "tamper_check_cells",
+        "mentions_internals", "hang_interruptible", "hang_ignores_interrupt", "crash", "raises", "floods_output",
+        "hogs_memory", "not_json"}
     assert all(row["max"] == "3" for row in graded["rows"].values())
-    assert len(graded["progress"]) == 16
+    assert len(graded["progress"]) == 16 and graded["progress"][0].startswith("sandbox: ")
 
 
 def test_correct_submissions_get_full_marks(graded):
@@ -140,20 +132,18 @@ def test_blank_and_wrong_get_nothing_with_hints(graded):
     feedback = (graded["feedback"] / "wrong.md").read_text()
     assert "q3: not yet — you counted every parameter" in feedback
     assert "q2: not yet — requires_grad is about gradients" in feedback
+    assert "q1: not yet — class_count gave the same number for data sets with different classes" in feedback
 
 
-@pytest.mark.parametrize("student", ["tamper_redefine_check", "tamper_patch_judge", "tamper_check_cells",
-                                     "tamper_patch_collect"])
+@pytest.mark.parametrize("student", ["tamper_redefine_check", "tamper_check_cells"])
 def test_tampering_earns_no_points(graded, student):
     assert _score(graded, student) == ["0", "0", "0", "0"]
 
 
-def test_code_that_names_the_graders_internals_is_reported_not_run(graded):
-    problems = graded["rows"]["tamper_patch_judge"]["problems"]
-    assert "reaches into the grader's code (cell 2 uses tlkit.course.exercises)" in problems
-    assert graded["results"]["tamper_patch_judge"].seconds == 0  # never run
-    # Patching without naming them is not flagged: the private copy of tlkit defeats it instead.
-    assert "reaches into" not in graded["rows"]["tamper_patch_collect"]["problems"]
+def test_naming_the_graders_modules_is_no_crime(graded):
+    """The old text filter gave honest work 0 for a comment; the sandbox makes such filters unnecessary."""
+    assert _score(graded, "mentions_internals") == ["1", "1", "1", "3"]
+    assert graded["rows"]["mentions_internals"]["problems"] == ""
 
 
 def test_a_hang_costs_time_not_points(graded):
@@ -162,12 +152,13 @@ def test_a_hang_costs_time_not_points(graded):
 
 
 def test_a_hang_that_ignores_interrupts_keeps_what_came_before(graded):
-    assert _score(graded, "hang_ignores_interrupt") == ["1", "0", "0", "1"]
+    # q1 ran before the hang; q2 is a quiz answer, read from the text whatever the kernel did; q3 never ran
+    assert _score(graded, "hang_ignores_interrupt") == ["1", "1", "0", "2"]
     assert "time limit" in graded["rows"]["hang_ignores_interrupt"]["problems"]
 
 
 def test_a_crash_keeps_what_came_before(graded):
-    assert _score(graded, "crash") == ["1", "0", "0", "1"]
+    assert _score(graded, "crash") == ["1", "1", "0", "2"]
     assert "kernel died" in graded["rows"]["crash"]["problems"]
 
 
@@ -181,7 +172,10 @@ def test_errors_output_floods_and_memory_hogs_are_reported(graded):
 
 
 def test_deleting_files_hurts_no_one_else(graded):
-    assert not graded["subs"].exists()  # it really deleted them ...
+    from tlkit.course.sandbox import PROCESSES, detect_mode
+
+    # in the sandbox the submissions folder does not even exist; in the fallback it really is deleted ...
+    assert graded["subs"].exists() == (detect_mode() != PROCESSES)
     assert _score(graded, "a_deleter") == ["1", "1", "1", "3"]
     assert _score(graded, "correct") == ["1", "1", "1", "3"]  # ... and the others were still graded
 
@@ -214,7 +208,7 @@ def test_bad_grading_inputs_say_what_to_do(tmp_path, make, message):
 
 def test_cli_check_scores_a_notebook(tmp_path):
     nb = nbformat.read(STUDENT, as_version=4)
-    nb = _answers(nb, "len(data.classes)", "c", "sum(p.numel() for p in model.parameters() if p.requires_grad)")
+    nb = _answers(nb, "len(ds.classes)", "c", "sum(p.numel() for p in model.parameters() if p.requires_grad)")
     path = tmp_path / "mine.ipynb"
     nbformat.write(nb, path)
     proc = subprocess.run([sys.executable, "-m", "tlkit", "check", str(path)],
@@ -232,3 +226,37 @@ def test_problems_name_the_cell_as_the_learner_counts_it(graded):
     assert graded["rows"]["raises"]["problems"].startswith("cell 2 raised RuntimeError: boom")
     q1_check = next(i for i, c in enumerate(nb.cells) if 'check("q1")' in c.source)
     assert f"cell {q1_check + 2} ran too long" in graded["rows"]["hang_interruptible"]["problems"]
+
+
+def test_the_grader_reads_untrusted_lines_with_limits():
+    """A line longer than allowed ends the run as a flood; unreadable lines are skipped, never raised."""
+    import os
+    import threading
+
+    from tlkit.course.grading import MAX_LINE_BYTES, _read_events
+
+    class Box:
+        killed = False
+
+        def kill(self):
+            self.killed = True
+
+    def send(fd, data):
+        try:
+            for start in range(0, len(data), 1 << 16):
+                os.write(fd, data[start:start + (1 << 16)])
+        except BrokenPipeError:  # the reader stopped at the limit, as it should
+            pass
+        os.close(fd)
+
+    cases = ((b'{"event": "done"}\nnot json\n[1, 2]\n{"event": 3}\n', ["done", "garbled", "garbled", "garbled"]),
+             (b"x" * (MAX_LINE_BYTES + 10) + b"\n", ["flood"]))
+    for payload, expected in cases:
+        read, write = os.pipe()
+        writer = threading.Thread(target=send, args=(write, payload))
+        writer.start()
+        events, box = [], Box()
+        _read_events(read, events, box)
+        writer.join()
+        assert [e["event"] for e in events] == expected
+        assert box.killed == (expected == ["flood"])

@@ -195,7 +195,7 @@ def cmd_release(args) -> int:
                 print(f"current  {source}")
             continue
         target, what = release(source, force=args.force)
-        print(f"{what:<9}{target}")
+        print(f"{what:<10}{target}")
     return 1 if stale else 0
 
 

@@ -47,6 +47,12 @@ MAX_LINE_BYTES = 6_000_000        # one event line from the sandbox
 MAX_EVENT_BYTES = 40_000_000      # all event lines of one submission together
 
 
+# The grader's own computations (drawing probes, judging) run one at a time: draws seed torch's global
+# random generator for a moment and judges share cached models, so two threads must not interleave.
+# They take milliseconds to seconds; the notebooks, which take the time, still run side by side.
+JUDGING = threading.Lock()
+
+
 class GradingError(ValueError):
     """Bad grading inputs: a missing assignment, an empty submissions folder, an existing grades file."""
 
@@ -235,7 +241,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _read_events(fd: int, events: list[dict], box) -> None:
-    """Untrusted lines from the sandbox: each must be one small JSON object; the first bad one ends the run."""
+    """Untrusted lines from the sandbox: each should be one small JSON object. An unreadable line is
+    noted and skipped; a line too long, or too much in all, ends the run (it only costs this submission)."""
     total = 0
     with os.fdopen(fd, "rb") as pipe:
         while True:
@@ -294,7 +301,8 @@ def _grade_cells(result: SubmissionResult, cells: list[Cell], ex: Exercise, limi
     p = plan(cells, ex)
     for item in ex.items:
         if item.answer:
-            result.verdicts[item.id] = judge_answer(ex, item, p.code_before[item.id])
+            with JUDGING:
+                result.verdicts[item.id] = judge_answer(ex, item, p.code_before[item.id])
     if not p.seeds:
         return
     events, result.seconds, outside = run_submission(p.notebook, learners_copy(cells), limits)
@@ -313,8 +321,9 @@ def _grade_cells(result: SubmissionResult, cells: list[Cell], ex: Exercise, limi
             if item_id in p.seeds and item_id not in judged and event.get("cell") == p.cell_of[item_id]:
                 judged.add(item_id)
                 item = ex.item(item_id)
-                probe = item.probe(p.seeds[item_id])  # the same draw, in the grader's own process
-                verdict = ex.judge(item_id, payload.get("evidence"), probe)
+                with JUDGING:
+                    probe = item.probe(p.seeds[item_id])  # the same draw, in the grader's own process
+                    verdict = ex.judge(item_id, payload.get("evidence"), probe)
                 result.verdicts[item_id] = (item.points if verdict.passed else 0.0, verdict.line(item_id))
         elif kind == "cell_timeout":
             result.problems.append(f"{cell(event)} ran too long and was stopped")
@@ -325,7 +334,7 @@ def _grade_cells(result: SubmissionResult, cells: list[Cell], ex: Exercise, limi
             result.problems.append(f"{cell(event)} printed too much; the rest of the output was dropped")
         elif kind == "died":
             result.problems.append("the kernel died (a crash, os._exit or running out of memory); "
-                                   "items after that point got no points")
+                                   "code items after that point got no points")
         elif kind == "garbled":
             if "the grader received lines it could not read; they were ignored" not in result.problems:
                 result.problems.append("the grader received lines it could not read; they were ignored")
@@ -391,8 +400,9 @@ def grade(assignment: str | Path, submissions: str | Path, out: str | Path,
     feedback_dir.mkdir(parents=True, exist_ok=True)
     feedback_fd = os.open(feedback_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
     limits = RunLimits(cell_timeout, notebook_timeout, memory, max_output)
-    from .sandbox import detect_mode
-    detect_mode()  # once, before the threads start
+    from .sandbox import PROCESSES, detect_mode, protections
+    mode = detect_mode()  # once, before the threads start
+    progress(f"sandbox: {mode}" + (" — WARNING: " + protections(mode)[-1] if mode == PROCESSES else ""))
 
     done = 0
     lock = threading.Lock()

@@ -28,6 +28,7 @@ deterministically from the seed, and cached on disk.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -220,12 +221,16 @@ def course_data(name: str = "course", seed: int = 0, image_size: int = 128,
         except Exception:  # a truncated or foreign file: make it again rather than fail
             path.unlink(missing_ok=True)
     splits = generate(name, seed, counts)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Write to a private temporary name, then rename: a second notebook reading the cache at the
     # same moment sees either no file or a whole one, never half of one.
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(_to_state(splits), tmp)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(_to_state(splits), tmp)
+        tmp.replace(path)
+    except OSError:  # a read-only cache (a shared workshop copy, the grader's sandbox): keep it in memory
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return splits
 
 

@@ -1,94 +1,66 @@
 """Exercise 02: feature extraction, a frozen body and a new head (lesson 02).
 
 q1 (code):   ``model``: EfficientNet-Lite0 with a new 8-class head, everything but the head frozen.
-q2 (number): ``n_trainable``: how many parameters of that model learn.
+q2 (code):   ``trainable_count(model)``: how many parameter values of a model learn.
 q3 (code):   ``train_step(head, optimizer, x, y)``: one training step of a head on cached features.
 q4 (code):   ``head``: a head trained on cached features that beats 60 % on the held-out test split.
 q5 (exercises/02.yaml): which change of plan keeps a feature cache valid.
 
-The judge recomputes what it compares with (parameter counts of a fresh model, a reference training
-step on a tiny probe, the test labels); the evidence holds only what the learner's code produced.
+Probes (``tlkit/course/probes/ex02_*``), drawn afresh for every check:
+
+- q1: ``model`` is the learner's own; it looks at two random pictures, and its body's features there
+  must be those the judge's pretrained body computes for the same pictures (with its parameters'
+  names, sizes and ``requires_grad`` flags as they are);
+- q3: ``train_step`` trains a head of random size and weights with an SGD optimizer of random
+  learning rate on three random batches; the judge redoes the steps (right, without zero_grad,
+  without step) on the same probe;
+- q4: the learner's ``head`` labels 480 held-out images made afresh (the course data's generator with
+  a random seed, test band only: parts of the source photos no training image comes from), in a
+  random order; the judge makes the same images' labels and compares;
+- q2: ``trainable_count`` counts on three EfficientNet-Lite0s with new heads of random sizes, two
+  frozen for feature extraction and one with its last 1-3 parts learning too; the judge counts them.
 """
 from __future__ import annotations
 
-import copy
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..exercises import Exercise, Item, Verdict, quiz_item
-from ..probes._shared import head_evidence, pretrained_reference
+from ..exercises import Exercise, Verdict, probed_item, quiz_item
+from ..probes._shared import pretrained_reference
+from ..probes.ex02_feature_extraction import ASKS, N_BODY, STEPS, fresh_test_split, head_weights, step_head
 from ._reference import head_test_accuracy
 
 N_CLASSES = 8
 N_FEATURES = 1280
-SIZE = 64           # the image size the features are extracted at
 PASS_ACCURACY = 0.60
-
-
-def _pretrained() -> nn.Module:
-    """The checks' own pretrained model (eval mode, ImageNet head). Learner code never sees it."""
-    return pretrained_reference()
-
-
-@functools.lru_cache(maxsize=1)
-def _course():
-    from ...data import course_data
-    return course_data("course")
 
 
 # ---------------------------------------------------------------- q1: a frozen body and a new head
 
-def _probe_batch() -> torch.Tensor:
-    g = torch.Generator().manual_seed(2)
-    return torch.rand(2, 3, SIZE, SIZE, generator=g) * 2 - 1
-
-
-@functools.lru_cache(maxsize=1)
-def _reference_body() -> list[float]:
-    from ...features import head_removed
-    model = _pretrained()
-    with head_removed(model), torch.inference_mode():
-        return [round(v, 5) for v in model(_probe_batch())[:, :32].flatten().tolist()]
-
-
-def _collect_model(model) -> dict:
-    from ...features import head_removed
-
-    if not isinstance(model, nn.Module):
-        return {"problem": f"model should be a model (an nn.Module), got {type(model).__name__}"}
-    params = [[name, p.numel(), bool(p.requires_grad)] for name, p in model.named_parameters()]
-    probe = copy.deepcopy(model).eval().cpu()
+def _reference_body(images: torch.Tensor) -> torch.Tensor:
+    """The pretrained body's first features, without taking the head off: the grader judges several
+    submissions at once (``--jobs``), in threads that share this one model, so judges never change it."""
+    model = pretrained_reference()
     with torch.inference_mode():
-        outputs = list(probe(_probe_batch()).shape)
-    body = None
-    try:
-        with head_removed(probe), torch.inference_mode():
-            out = probe(_probe_batch())
-        if out.ndim == 2 and out.shape[1] >= 32 and torch.isfinite(out).all():
-            body = [round(v, 5) for v in out[:, :32].float().flatten().tolist()]
-    except ValueError:  # no head under the usual names
-        pass
-    return {"params": params, "outputs": outputs, "body": body}
+        return model.forward_head(model.forward_features(images), pre_logits=True)[:, :N_BODY].flatten().float()
 
 
-def _judge_model(evidence: dict) -> Verdict:
+def _judge_model(evidence: dict, probe) -> Verdict:
     outputs, params = evidence.get("outputs"), evidence.get("params")
     if type(params) is not list or not all(type(p) is list and len(p) == 3 and type(p[0]) is str
                                            and type(p[1]) is int and type(p[2]) is bool for p in params):
         return Verdict(False, "model should be a PyTorch model with parameters")
-    if outputs == [2, 1000]:
+    n = len(probe["images"])
+    if outputs == [n, 1000]:
         return Verdict(False, "model still has the 1000-class ImageNet head: replace it with one for the "
                               "8 course classes (tl.replace_head(model, 8))")
-    if outputs != [2, N_CLASSES]:
+    if outputs != [n, N_CLASSES]:
         return Verdict(False, f"model should output {N_CLASSES} scores per image, it outputs shape {outputs}")
-    body = evidence.get("body")
-    if type(body) is not list or not all(type(v) in (int, float) for v in body) or \
-            len(body) != len(_reference_body()) or \
-            not torch.allclose(torch.tensor(body), torch.tensor(_reference_body()), rtol=1e-3, atol=1e-3):
+    body, reference = evidence.get("body"), _reference_body(probe["images"])
+    if type(body) is not list or not all(type(v) in (int, float) for v in body) or len(body) != len(reference) or \
+            not torch.allclose(torch.tensor(body, dtype=torch.float32), reference, rtol=1e-3, atol=1e-3):
         return Verdict(False, "the body is not the pretrained one any more: start from "
                               "tl.load_pretrained('efficientnet_lite0') and change only the head")
     head = [p for p in params if p[0].startswith("classifier.")]
@@ -113,82 +85,45 @@ def _judge_model(evidence: dict) -> Verdict:
 
 # ---------------------------------------------------------------- q2: how many parameters learn
 
-@functools.lru_cache(maxsize=1)
-def _counts() -> dict:
-    from ...freezing import count_parameters, freeze
-    from ...models import load_pretrained
-    model = freeze(load_pretrained("efficientnet_lite0", num_classes=N_CLASSES, pretrained=False))
-    imagenet = load_pretrained("efficientnet_lite0", pretrained=False)
-    return {"trainable": count_parameters(model, trainable_only=True), "total": count_parameters(model),
-            "imagenet_head": count_parameters(imagenet.classifier), "imagenet_total": count_parameters(imagenet)}
-
-
-def _collect_count(n_trainable) -> dict:
-    value = n_trainable
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return {"type": "Tensor", "value": float(value.item())}
-    if type(value) is int:
-        return {"type": "int", "value": value}
-    if type(value) is float and math.isfinite(value):
-        return {"type": "float", "value": value}
-    return {"type": type(value).__name__}
-
-
-def _judge_count(evidence: dict) -> Verdict:
-    kind, value = evidence.get("type"), evidence.get("value")
+def _judge_count(evidence: dict, models) -> Verdict:
+    kind, counts = evidence.get("type"), evidence.get("counts")
     if kind == "Tensor":
-        return Verdict(False, "n_trainable is a tensor: make it a Python int (sum of p.numel() is one already)")
+        return Verdict(False, "trainable_count returned a tensor: return a Python int (sum of p.numel() is one already)")
     if kind == "float":
-        return Verdict(False, "n_trainable should be an int: a count of parameter values, not a float")
-    if kind != "int" or type(value) is not int:
-        return Verdict(False, "set n_trainable to an int: the number of parameter values that will learn")
-    counts = _counts()
-    if value == counts["trainable"]:
+        return Verdict(False, "trainable_count should return an int: a count of parameter values, not a float")
+    if kind != "int" or type(counts) is not list or len(counts) != len(models) or \
+            not all(type(v) is int for v in counts):
+        return Verdict(False, "trainable_count should return an int: the number of parameter values that will learn")
+
+    def per_model(count) -> list[int]:
+        return [count(m) for m in models]
+
+    if counts == per_model(lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)):
         return Verdict(True)
-    if value == counts["total"] or value == counts["imagenet_total"]:
+    if counts == per_model(lambda m: sum(p.numel() for p in m.parameters())):
         return Verdict(False, "you counted every parameter: count only those with p.requires_grad")
-    if value == counts["total"] - counts["trainable"]:
+    if counts == per_model(lambda m: sum(p.numel() for p in m.parameters() if not p.requires_grad)):
         return Verdict(False, "that is the number of frozen parameters: count those with p.requires_grad True")
-    if value == counts["imagenet_head"]:
-        return Verdict(False, "that is the ImageNet head (1000 outputs): count the trainable parameters of "
-                              "the model with its new 8-class head")
-    if value == N_FEATURES * N_CLASSES:
-        return Verdict(False, "that is the head's weights only: its biases learn too")
-    if value == 2:
+    if counts == per_model(lambda m: sum(p.numel() for n, p in m.named_parameters()
+                                         if p.requires_grad and not n.endswith("bias"))):
+        return Verdict(False, "that leaves out the biases: they learn too")
+    if counts == per_model(lambda m: sum(1 for p in m.parameters() if p.requires_grad)):
         return Verdict(False, "you counted parameter tensors: sum p.numel() (the number of values in each)")
-    return Verdict(False, f"n_trainable = {value:,} is not right yet: sum p.numel() over the parameters with "
-                          "p.requires_grad of your frozen model")
+    if counts == per_model(lambda m: m.classifier.weight.numel() + m.classifier.bias.numel()):
+        return Verdict(False, "that is the head alone: when more parts learn, count every parameter with "
+                              "p.requires_grad, wherever it is")
+    return Verdict(False, "the counts are off: sum p.numel() over the parameters with p.requires_grad")
 
 
 # ---------------------------------------------------------------- q3: one training step
 
-STEP_LR, STEP_IN, STEP_OUT, STEP_BATCH, STEPS = 0.5, 12, 4, 16, 3
-
-
-def _step_probe():
-    """A small seeded head, its SGD optimizer and 3 batches of fake features (the same every time)."""
-    g = torch.Generator().manual_seed(7)
-    head = nn.Linear(STEP_IN, STEP_OUT)
-    with torch.no_grad():
-        head.weight.copy_(torch.randn(STEP_OUT, STEP_IN, generator=g) * 0.3)
-        head.bias.copy_(torch.randn(STEP_OUT, generator=g) * 0.1)
-    xs = torch.randn(STEPS, STEP_BATCH, STEP_IN, generator=g)
-    ys = torch.randint(0, STEP_OUT, (STEPS, STEP_BATCH), generator=g)
-    return head, torch.optim.SGD(head.parameters(), lr=STEP_LR), xs, ys
-
-
-def _weights(head: nn.Module) -> list[float]:
-    return [round(v, 6) for v in torch.cat([head.weight.flatten(), head.bias.flatten()]).tolist()]
-
-
-@functools.lru_cache(maxsize=1)
-def _reference_steps() -> dict:
+def _reference_steps(probe) -> dict:
     """Weights after the 3 steps: done right, without zero_grad, without step; and the right losses."""
     out = {}
     for variant in ("right", "no_zero_grad", "no_step"):
-        head, optimizer, xs, ys = _step_probe()
+        head, optimizer = step_head(probe)
         losses = []
-        for x, y in zip(xs, ys):
+        for x, y in zip(probe["xs"], probe["ys"]):
             if variant != "no_zero_grad":
                 optimizer.zero_grad()
             loss = F.cross_entropy(head(x), y)
@@ -196,27 +131,10 @@ def _reference_steps() -> dict:
             if variant != "no_step":
                 optimizer.step()
             losses.append(loss.item())
-        out[variant] = _weights(head)
+        out[variant] = head_weights(head)
         if variant == "right":
             out["losses"] = losses
     return out
-
-
-def _collect_step(train_step) -> dict:
-    if not callable(train_step):
-        return {"problem": "train_step should be a function: def train_step(head, optimizer, x, y): ..."}
-    head, optimizer, xs, ys = _step_probe()
-    returned = []
-    for x, y in zip(xs, ys):
-        loss = train_step(head, optimizer, x.clone(), y.clone())
-        if type(loss) is float and math.isfinite(loss):
-            returned.append({"type": "float", "value": loss})
-        else:
-            returned.append({"type": type(loss).__name__})
-    weights = _weights(head)
-    if not all(math.isfinite(v) for v in weights):
-        return {"returned": returned, "weights": None}
-    return {"returned": returned, "weights": weights}
 
 
 def _same(a, b, tol: float = 1e-4) -> bool:
@@ -224,11 +142,11 @@ def _same(a, b, tol: float = 1e-4) -> bool:
         type(u) in (int, float) and math.isclose(u, v, rel_tol=tol, abs_tol=tol) for u, v in zip(a, b))
 
 
-def _judge_step(evidence: dict) -> Verdict:
+def _judge_step(evidence: dict, probe) -> Verdict:
     returned, weights = evidence.get("returned"), evidence.get("weights")
     if type(returned) is not list or len(returned) != STEPS or not all(type(r) is dict for r in returned):
         return Verdict(False, "train_step should return the loss of every step")
-    ref = _reference_steps()
+    ref = _reference_steps(probe)
     if weights is None:
         return Verdict(False, "the head's weights became NaN or infinite: use the optimizer you are given, "
                               "with the loss F.cross_entropy(head(x), y)")
@@ -254,31 +172,14 @@ def _judge_step(evidence: dict) -> Verdict:
 
 # ---------------------------------------------------------------- q4: a head trained on cached features
 
-TEST_PER_CLASS = 15  # held-out test images per class the head is measured on
+def _test_labels(probe) -> list[int]:
+    """The labels of the probe's fresh held-out images, in the order the head saw them."""
+    labels = fresh_test_split(probe["data_seed"]).labels.tolist()
+    return [labels[i] for i in probe["order"]]
 
 
-def _test_split():
-    from ...data import few_shot
-    return few_shot(_course().test, TEST_PER_CLASS, seed=0)
-
-
-@functools.lru_cache(maxsize=1)
-def _test_features() -> torch.Tensor:
-    """Held-out test images through the checks' own frozen body, at 64 px (what the notebook uses)."""
-    from ...data import eval_transforms
-    from ...features import extract_features
-    from ...config import get_config
-    model = _pretrained()
-    test = _test_split().with_transform(eval_transforms(get_config(model), SIZE))
-    return extract_features(model, test, device="cpu").tensors[0]
-
-
-def _collect_head(head) -> dict:
-    return head_evidence(head, _test_features(), "nn.Linear(1280, 8)")
-
-
-def _judge_head(evidence: dict) -> Verdict:
-    accuracy, problem = head_test_accuracy(evidence, _test_split().labels.tolist(), N_CLASSES, N_FEATURES,
+def _judge_head(evidence: dict, probe) -> Verdict:
+    accuracy, problem = head_test_accuracy(evidence, _test_labels(probe), N_CLASSES, N_FEATURES,
                                            f"the {N_FEATURES} features of an image")
     if accuracy is None:
         return Verdict(False, problem)
@@ -292,13 +193,13 @@ def _judge_head(evidence: dict) -> Verdict:
 
 
 EXERCISE = Exercise("02_feature_extraction", [
-    Item("q1", ("model",), _collect_model, _judge_model,
-         question="Give model a new 8-class head and freeze everything but the head."),
-    Item("q2", ("n_trainable",), _collect_count, _judge_count,
-         question="Set n_trainable to the number of parameters of model that will learn."),
-    Item("q3", ("train_step",), _collect_step, _judge_step,
-         question="Write train_step(head, optimizer, x, y): one training step, returning the loss."),
-    Item("q4", ("head",), _collect_head, _judge_head,
-         question="Train head on cached features so it beats 60% on the held-out test split."),
+    probed_item("q1", ASKS["q1"], _judge_model,
+                question="Give model a new 8-class head and freeze everything but the head."),
+    probed_item("q2", ASKS["q2"], _judge_count,
+                question="Write trainable_count(model): how many parameter values of the model will learn."),
+    probed_item("q3", ASKS["q3"], _judge_step,
+                question="Write train_step(head, optimizer, x, y): one training step, returning the loss."),
+    probed_item("q4", ASKS["q4"], _judge_head,
+                question="Train head on cached features so it beats 60% on the held-out test split."),
     quiz_item("q5", "answer_q5", "exercises/02", "q5"),
 ])

@@ -1,12 +1,18 @@
 """Exercise 05: overfitting and regularisation (lessons/05_overfitting_and_regularisation.ipynb).
 
-q1 (code):   ``should_stop(val_losses, patience)``, the early-stopping rule, on a dozen histories.
+q1 (code):   ``should_stop(val_losses, patience)``, the early-stopping rule, on sixteen histories.
 q2 (code):   ``add_dropout(model, p)`` puts dropout in front of the head; judged from the model's
              outputs in train and eval mode (the head is invertible, so the judge can see which
              features were dropped and how the rest were scaled).
 q3 (code):   ``l2sp_penalty(model, start, alpha, beta)``; its value and its gradients.
 q4 (exercises/05.yaml): which score to report after choosing among five LRs.
 q5 (exercises/05.yaml): the true class's target with label smoothing 0.2 over 5 classes.
+
+The learner's functions run on inputs drawn afresh for every check (``tlkit/course/probes/ex05_*``:
+shuffled validation histories with random values and patiences, a model of random sizes and weights
+with random inputs and dropout probabilities, a body and head of random sizes with random starting
+weights and (alpha, beta)). The judges draw the same probe in their own process and work out the
+right answer on it, so the evidence holds only what the learner's code did on that probe.
 """
 from __future__ import annotations
 
@@ -14,69 +20,43 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..exercises import Exercise, Item, Verdict, quiz_item
+from ..exercises import Exercise, Verdict, probed_item, quiz_item
+from ..probes.ex05_overfitting_and_regularisation import ASKS, penalty_case
 
 # --------------------------------------------------------------------- q1: early stopping
 
-STOP_CASES: list[tuple[list[float], int]] = [
-    ([1.0, 0.8, 0.7, 0.72, 0.75, 0.74], 3),   # 3 epochs since the best: stop
-    ([1.0, 0.8, 0.7, 0.72, 0.75, 0.74], 4),   # patience not used up yet
-    ([1.0, 0.9, 0.8], 2),                     # still improving
-    ([], 2),                                  # no epoch yet
-    ([0.5], 1),                               # one epoch: it is the best so far
-    ([1.0, 0.7, 0.9, 0.8, 0.75, 0.72], 3),    # falls again, but never below 0.7: stop
-    ([1.0, 0.6, 0.6, 0.6], 2),                # equal is not better: stop
-    ([0.5, 0.6, 0.7], 3),                     # 2 epochs since the best, patience 3
-    ([0.5, 0.6, 0.7], 2),                     # patience 2 used up
-    ([0.9, 0.8, 0.85, 0.79, 0.8, 0.81], 2),   # a new best at epoch 4, then 2 worse: stop
-    ([0.9, 0.8, 0.85, 0.79, 0.8], 2),         # only 1 epoch since the best
-    ([2.0, 1.5, 1.2, 1.1, 1.05, 1.04, 1.03], 1),  # improving every epoch, however slowly
-]
+
+def _histories(cases) -> list[tuple[list[float], int]]:
+    return [(case["val_losses"], case["patience"]) for case in cases]
 
 
-def expected_stops() -> list[bool]:
-    """Stop once ``patience`` epochs have passed since the lowest loss (its first occurrence)."""
-    return [len(v) > 0 and len(v) - 1 - int(np.argmin(v)) >= p for v, p in STOP_CASES]
+def _since_best(v: list[float]) -> int:
+    return len(v) - 1 - int(np.argmin(v))
 
 
-def _variant(rule) -> list[bool]:
-    return [bool(rule(list(v), p)) for v, p in STOP_CASES]
+def _variant(rule, cases) -> list[bool]:
+    return [bool(rule(list(v), p)) for v, p in _histories(cases)]
 
 
-def _collect_stop(should_stop) -> dict:
-    if not callable(should_stop):
-        return {"problem": "should_stop should be a function of (val_losses, patience)"}
-    answers = []
-    for losses, patience in STOP_CASES:
-        value = should_stop(list(losses), patience)
-        if isinstance(value, np.bool_):
-            value = bool(value)
-        if type(value) is not bool:
-            return {"problem": f"should_stop should return True or False, it returned {type(value).__name__}"}
-        answers.append(value)
-    return {"answers": answers}
-
-
-def _judge_stop(evidence: dict) -> Verdict:
+def _judge_stop(evidence: dict, cases) -> Verdict:
     answers = evidence.get("answers")
-    if type(answers) is not list or len(answers) != len(STOP_CASES) or not all(type(a) is bool for a in answers):
+    if type(answers) is not list or len(answers) != len(cases) or not all(type(a) is bool for a in answers):
         return Verdict(False, "should_stop should return True or False for every history")
-    expected = expected_stops()
+    # stop once `patience` epochs have passed since the lowest loss (its first occurrence)
+    expected = _variant(lambda v, p: len(v) > 0 and _since_best(v) >= p, cases)
     if answers == expected:
         return Verdict(True)
-    since_best = lambda v: len(v) - 1 - int(np.argmin(v))  # noqa: E731
-    if answers == _variant(lambda v, p: len(v) > 0 and since_best(v) >= p - 1):
+    if answers == _variant(lambda v, p: len(v) > 0 and _since_best(v) >= p - 1, cases):
         return Verdict(False, "off by one: you stop one epoch early; stop when `patience` whole epochs have "
                               "passed since the best one")
-    if answers == _variant(lambda v, p: len(v) > 0 and since_best(v) > p):
+    if answers == _variant(lambda v, p: len(v) > 0 and _since_best(v) > p, cases):
         return Verdict(False, "off by one: you stop one epoch late; stop as soon as `patience` epochs have "
                               "passed since the best one")
-    if answers == _variant(lambda v, p: len(v) > 0 and len(v) - 1 - (len(v) - 1 - int(np.argmin(v[::-1]))) >= p):
+    if answers == _variant(lambda v, p: len(v) > 0 and int(np.argmin(v[::-1])) >= p, cases):
         return Verdict(False, "a loss equal to the best one is not an improvement: count from the first "
                               "time the lowest loss was reached")
-    for (losses, patience), got, want in zip(STOP_CASES, answers, expected):
+    for (losses, patience), got, want in zip(_histories(cases), answers, expected):
         if got != want:
             word = "stop" if want else "go on"
             return Verdict(False, f"for val_losses={losses} and patience={patience} it should {word}: compare "
@@ -87,79 +67,32 @@ def _judge_stop(evidence: dict) -> Verdict:
 
 # ------------------------------------------------------------------- q2: dropout before the head
 
-class DropoutProbe(nn.Module):
-    """A small model with fixed weights: features (6 values in 0.3..0.7), then an invertible head."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Linear(4, 6), nn.Sigmoid())
-        self.classifier = nn.Linear(6, 6)
-        with torch.no_grad():
-            k = torch.arange(24, dtype=torch.float32).reshape(6, 4)
-            self.features[0].weight.copy_(0.2 * torch.sin(1.7 * k))
-            self.features[0].bias.copy_(0.1 * torch.cos(torch.arange(6.0)))
-            w = torch.arange(36, dtype=torch.float32).reshape(6, 6)
-            self.classifier.weight.copy_(torch.eye(6) + 0.2 * torch.sin(1.3 * w))
-            self.classifier.bias.copy_(0.5 + 0.1 * torch.arange(6.0))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-def _dropout_inputs() -> torch.Tensor:
-    k = torch.arange(32 * 4, dtype=torch.float32).reshape(32, 4)
-    return torch.sin(0.37 * k) + 0.5 * torch.cos(0.11 * k)
-
-
-_DROPOUT_PS = (0.5, 0.2)
-
-
-def _collect_dropout(add_dropout) -> dict:
-    if not callable(add_dropout):
-        return {"problem": "add_dropout should be a function of (model, p)"}
-    runs = []
-    x = _dropout_inputs()
-    for p in _DROPOUT_PS:
-        model = add_dropout(DropoutProbe(), p)
-        if not isinstance(model, nn.Module):
-            return {"problem": f"add_dropout should return the model, it returned {type(model).__name__}"}
-        with torch.random.fork_rng(), torch.no_grad():
-            torch.manual_seed(0)
-            model.eval()
-            out_eval = model(x)
-            model.train()
-            out_train = model(x)
-        if not isinstance(out_eval, torch.Tensor) or out_eval.shape != (32, 6) or out_train.shape != (32, 6):
-            return {"problem": "the model should still give 6 outputs per input, like before"}
-        runs.append({"p": p, "eval": out_eval.double().reshape(-1).tolist(),
-                     "train": out_train.double().reshape(-1).tolist()})
-    return {"runs": runs}
-
-
 def _floats(values, n: int) -> bool:
     return type(values) is list and len(values) == n and all(type(v) is float and math.isfinite(v) for v in values)
 
 
-def _judge_dropout(evidence: dict) -> Verdict:
+def _judge_dropout(evidence: dict, probe) -> Verdict:
     runs = evidence.get("runs")
-    if type(runs) is not list or len(runs) != len(_DROPOUT_PS):
+    if type(runs) is not list or len(runs) != len(probe["ps"]):
         return Verdict(False, "add_dropout should return the model with dropout in front of its head")
-    probe = DropoutProbe()
+    model = probe["model"]
+    rows, width = probe["inputs"].shape[0], model.classifier.out_features
     with torch.no_grad():
-        features = probe.features(_dropout_inputs()).double()
-        weight, bias = probe.classifier.weight.double(), probe.classifier.bias.double()
+        features = model.features(probe["inputs"]).double()
+        weight, bias = model.classifier.weight.double(), model.classifier.bias.double()
         plain = features @ weight.T + bias
-    for run, p in zip(runs, _DROPOUT_PS):
-        if type(run) is not dict or not _floats(run.get("eval"), 192) or not _floats(run.get("train"), 192):
-            return Verdict(False, "the model should still give 6 outputs per input, like before")
-        out_eval = torch.tensor(run["eval"], dtype=torch.float64).reshape(32, 6)
-        out_train = torch.tensor(run["train"], dtype=torch.float64).reshape(32, 6)
+    for run, p in zip(runs, probe["ps"]):
+        if type(run) is not dict or not _floats(run.get("eval"), rows * width) or \
+                not _floats(run.get("train"), rows * width):
+            return Verdict(False, f"the model should still give {width} outputs per input, like before")
+        out_eval = torch.tensor(run["eval"], dtype=torch.float64).reshape(rows, width)
+        out_train = torch.tensor(run["train"], dtype=torch.float64).reshape(rows, width)
         if not torch.allclose(out_eval, plain, atol=1e-4):
             return Verdict(False, "in eval mode the model should predict exactly what it did before (dropout does "
                                   "nothing in eval mode): keep the old head and its weights, and put the dropout "
                                   "in front of it")
         if torch.allclose(out_train, plain, atol=1e-4):
-            return Verdict(False, f"with p={p} nothing was dropped in training mode: put nn.Dropout(p) in front "
+            return Verdict(False, f"with p={p:.2f} nothing was dropped in training mode: put nn.Dropout(p) in front "
                                   "of the head")
         zeros = float((out_train.abs() < 1e-7).double().mean())
         if abs(zeros - p) < 0.15:
@@ -173,44 +106,17 @@ def _judge_dropout(evidence: dict) -> Verdict:
                                   "dropout directly in front of the head (model.classifier), not elsewhere")
         share = float(dropped.double().mean())
         if abs(float(kept.mean()) - 1 / (1 - p)) > 0.02 or abs(share - p) > 0.12:
-            return Verdict(False, f"with p={p}, about {share:.0%} of the features were dropped: use the p "
+            return Verdict(False, f"with p={p:.2f}, about {share:.0%} of the features were dropped: use the p "
                                   "that add_dropout was given")
     return Verdict(True)
 
 
 # ------------------------------------------------------------------------- q3: L2-SP penalty
 
-class PenaltyProbe(nn.Module):
-    """A body and a head whose weights have moved away from where they started (see ``penalty_case``)."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Linear(3, 4)
-        self.head = nn.Linear(4, 2)
-
-    def forward(self, x):
-        return self.head(torch.relu(self.body(x)))
-
-
-_PENALTY_CASES = [(0.1, 0.01), (0.5, 0.0), (0.0, 0.2)]  # (alpha, beta)
-
-
-def penalty_case() -> tuple[PenaltyProbe, dict[str, torch.Tensor]]:
-    """The probe model after "training" and its starting weights ({name: tensor}, like snapshot_weights)."""
-    model = PenaltyProbe()
-    start = {}
-    with torch.no_grad():
-        for i, (name, p) in enumerate(model.named_parameters()):
-            k = torch.arange(p.numel(), dtype=torch.float32).reshape(p.shape) + 10 * i
-            start[name] = 0.5 * torch.sin(0.9 * k)
-            p.copy_(start[name] + 0.3 * torch.cos(1.1 * k))
-    return model, start
-
-
-def _penalty_reference(alpha: float, beta: float, body_target: str = "start", head_target: str = "zero",
+def _penalty_reference(probe: dict, alpha: float, beta: float, body_target: str = "start", head_target: str = "zero",
                        half: bool = True, squared: bool = True) -> tuple[float, list[float]]:
     """Value and gradients (all parameters, flattened) of the penalty, or of a plausible mistake."""
-    model, start = penalty_case()
+    model, start = penalty_case(probe)
     parts = {"body": [], "head": []}
     for name, p in model.named_parameters():
         part = "head" if name.startswith("head.") else "body"
@@ -223,42 +129,22 @@ def _penalty_reference(alpha: float, beta: float, body_target: str = "start", he
             size = size if squared else size.sqrt()
             total = total + (factor / 2 if half else factor) * size
     total.backward()
-    grads = [float(v) for p in model.parameters() for v in (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)]
+    grads = [float(v) for p in model.parameters()
+             for v in (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)]
     return float(total.detach()), grads
 
 
-def _collect_penalty(l2sp_penalty) -> dict:
-    if not callable(l2sp_penalty):
-        return {"problem": "l2sp_penalty should be a function of (model, start, alpha, beta)"}
-    values, grads = [], []
-    for alpha, beta in _PENALTY_CASES:
-        model, start = penalty_case()
-        value = l2sp_penalty(model, {k: v.clone() for k, v in start.items()}, alpha, beta)
-        if not isinstance(value, torch.Tensor):
-            return {"problem": f"l2sp_penalty returned {type(value).__name__}; return a tensor (no .item()), so "
-                               "that the training loss can backpropagate through it"}
-        if value.numel() != 1:
-            return {"problem": f"l2sp_penalty should return one number (a 0-d tensor), not shape {tuple(value.shape)}"}
-        values.append(float(value.detach().reshape(())))
-        if value.requires_grad:
-            value.reshape(()).backward()
-            grads.append([float(v) for p in model.parameters()
-                          for v in (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)])
-        else:
-            grads.append(None)
-    return {"values": values, "grads": grads}
-
-
-def _judge_penalty(evidence: dict) -> Verdict:
+def _judge_penalty(evidence: dict, probe) -> Verdict:
     values, grads = evidence.get("values"), evidence.get("grads")
-    n = len(_PENALTY_CASES)
+    cases = probe["cases"]
+    n = len(cases)
     if (type(values) is not list or len(values) != n or not all(type(v) is float for v in values)
             or type(grads) is not list or len(grads) != n):
         return Verdict(False, "l2sp_penalty should return the penalty as a tensor for every (alpha, beta)")
 
     def matches(**mistake) -> bool:
-        return all(math.isclose(v, _penalty_reference(a, b, **mistake)[0], rel_tol=1e-4, abs_tol=1e-6)
-                   for v, (a, b) in zip(values, _PENALTY_CASES))
+        return all(math.isclose(v, _penalty_reference(probe, a, b, **mistake)[0], rel_tol=1e-4, abs_tol=1e-6)
+                   for v, (a, b) in zip(values, cases))
 
     if not matches():
         if matches(half=False):
@@ -271,16 +157,17 @@ def _judge_penalty(evidence: dict) -> Verdict:
                                   "zero with beta, and only the body towards its start with alpha")
         if matches(squared=False):
             return Verdict(False, "use the squared distance (the sum of squares), not its square root")
-        for v, (a, b) in zip(values, _PENALTY_CASES):
-            if not math.isclose(v, _penalty_reference(a, b)[0], rel_tol=1e-4, abs_tol=1e-6):
-                return Verdict(False, f"with alpha={a}, beta={b} the penalty should be "
-                                      f"{_penalty_reference(a, b)[0]:.4f}, yours is {v:.4f}: alpha/2 times the "
+        for v, (a, b) in zip(values, cases):
+            want = _penalty_reference(probe, a, b)[0]
+            if not math.isclose(v, want, rel_tol=1e-4, abs_tol=1e-6):
+                return Verdict(False, f"with alpha={a:.3g}, beta={b:.3g} the penalty should be "
+                                      f"{want:.4g}, yours is {v:.4g}: alpha/2 times the "
                                       "body's squared distance to its start, plus beta/2 times the head's squares")
-    for g, (a, b) in zip(grads, _PENALTY_CASES):
+    for g, (a, b) in zip(grads, cases):
         if g is None:
             return Verdict(False, "the value is right, but it has no gradient: build it from the parameters "
                                   "with tensor operations (no .item(), no .detach(), no torch.no_grad())")
-        want = _penalty_reference(a, b)[1]
+        want = _penalty_reference(probe, a, b)[1]
         if type(g) is not list or len(g) != len(want) or not all(
                 type(u) is float and abs(u - v) <= 1e-4 * (1 + abs(v)) for u, v in zip(g, want)):
             return Verdict(False, "the value is right, but its gradients are not: compute it from the model's "
@@ -289,12 +176,12 @@ def _judge_penalty(evidence: dict) -> Verdict:
 
 
 EXERCISE = Exercise("05_overfitting_and_regularisation", [
-    Item("q1", ("should_stop",), _collect_stop, _judge_stop,
-         question="Write should_stop(val_losses, patience): the early-stopping rule."),
-    Item("q2", ("add_dropout",), _collect_dropout, _judge_dropout,
-         question="Write add_dropout(model, p): dropout in front of model.classifier."),
-    Item("q3", ("l2sp_penalty",), _collect_penalty, _judge_penalty,
-         question="Write l2sp_penalty(model, start, alpha, beta): the L2-SP penalty as a tensor."),
+    probed_item("q1", ASKS["q1"], _judge_stop,
+                question="Write should_stop(val_losses, patience): the early-stopping rule."),
+    probed_item("q2", ASKS["q2"], _judge_dropout,
+                question="Write add_dropout(model, p): dropout in front of model.classifier."),
+    probed_item("q3", ASKS["q3"], _judge_penalty,
+                question="Write l2sp_penalty(model, start, alpha, beta): the L2-SP penalty as a tensor."),
     quiz_item("q4", "answer_q4", "exercises/05", "q4"),
     quiz_item("q5", "answer_q5", "exercises/05", "q5"),
 ])

@@ -19,9 +19,9 @@ def pretrained_reference() -> nn.Module:
 
 
 def head_evidence(head, features, example: str) -> dict:
-    """Evidence for "a head trained on cached features": its predictions on the checks' own
-    held-out features (computed by the checks, never by learner code). ``example``: the head a
-    learner should pass, for the message when it is not a model at all.
+    """Evidence for "a head trained on cached features": its predictions on held-out features that
+    the probe drew (in a random order, computed by the probe's own frozen model, not by the learner's
+    code). ``example``: the head a learner should pass, for the message when it is not a model at all.
     """
     import copy
 

@@ -52,8 +52,9 @@ def draw_unfreeze(seed: int) -> list[dict]:
     rng = random.Random(seed)
     count = sum(1 for _ in _template().parameters())
     top = n_body_parts()
-    scenarios = [(0, "all"), (rng.randint(1, 3), "all"), (rng.randint(1, top), "none"),
-                 (rng.randint(1, top), "mix"), (rng.randint(0, top), "mix")]
+    # n stays below the number of body parts: "one part too many" must stay distinguishable from right
+    scenarios = [(0, "all"), (rng.randint(1, 3), "all"), (rng.randint(1, top - 1), "none"),
+                 (rng.randint(1, top - 1), "mix"), (rng.randint(0, top - 1), "mix")]
     out = []
     for n, start in scenarios:
         if start == "mix":
