@@ -43,11 +43,32 @@ def test_doctor_as_a_console_command():
     assert "The course can run." in proc.stdout and "[ok] torch stack" in proc.stdout
 
 
-def test_course_opens_jupyterlab_on_the_lessons(capsys):
-    assert cli.main(["course", "--dry-run", "--no-browser"]) == 0
-    cmd = capsys.readouterr().out
-    assert "-m jupyterlab" in cmd and "--no-browser" in cmd
-    assert cmd.strip().split("root_dir=")[1].split()[0].endswith("lessons")
+def test_course_opens_jupyterlab_on_the_course_root_with_lesson_00(capsys):
+    """Lessons and exercises both one click away in the file browser, the first lesson open."""
+    root = Path(cli.__file__).resolve().parents[2]
+    for args in ([], ["--dir", str(root / "lessons")]):  # naming lessons/ opens the root around it
+        assert cli.main(["course", "--dry-run", "--no-browser", *args]) == 0
+        cmd = capsys.readouterr().out
+        assert "-m jupyterlab" in cmd and "--no-browser" in cmd
+        assert cmd.strip().split("root_dir=")[1].split()[0] == str(root)
+        assert "--ServerApp.default_url=/lab/tree/lessons/00_start_here.ipynb" in cmd
+
+
+def test_release_to_a_folder_makes_a_course_without_solutions(tmp_path, capsys, monkeypatch):
+    root = Path(cli.__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    target = tmp_path / "class"
+    assert cli.main(["release", "--to", str(target)]) == 0
+    assert sorted(p.name for p in target.iterdir()) == ["README.md", "exercises", "lessons"]
+    assert len(list((target / "lessons").glob("*.ipynb"))) == len(list((root / "lessons").glob("*.ipynb")))
+    exercises = sorted((target / "exercises").iterdir())
+    assert [p.name for p in exercises] == sorted(p.name for p in (root / "exercises" / "source").glob("*.ipynb"))
+    assert not any("BEGIN SOLUTION" in p.read_text() for p in exercises)
+    assert "tlkit course --dir" in capsys.readouterr().out
+    mine = target / "exercises" / exercises[0].name
+    mine.write_text(mine.read_text().replace("YOUR CODE HERE", "my answer"))  # a learner's work
+    assert cli.main(["release", "--to", str(target)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err and "my answer" in mine.read_text()
 
 
 def test_course_fetches_the_text_data_once_and_opens_anyway_without_it(capsys, tmp_path, monkeypatch):

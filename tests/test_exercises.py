@@ -120,7 +120,9 @@ def test_release_clears_outputs_but_keeps_passed_lines():
     solution, check, markdown = out.cells
     assert solution.outputs == [] and solution.execution_count is None
     assert "n_classes = 8" not in solution.source
-    assert check.outputs[0]["text"] == "q1: passed\n" and check.execution_count == 2
+    assert check.execution_count == 2 and len(check.outputs) == 1
+    assert check.outputs[0]["data"]["text/plain"] == "q1: passed"   # what nbval compares
+    assert check.outputs[0]["data"]["image/png"]                    # what a learner sees: a labelled picture
     assert check.metadata["tlkit"] == {"check": "q1"}
     assert "Because" not in markdown.source and "Your answer here" in markdown.source
 
@@ -259,7 +261,19 @@ def test_release_ignores_warnings_on_stderr_in_check_cells():
                      nbformat.v4.new_output("stream", name="stdout", text="q1: passed\n")]
     nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1), check]
     student = release_notebook(nb)
-    assert [o["text"] for o in student.cells[1].outputs] == ["q1: passed\n"]
+    assert [o["data"]["text/plain"] for o in student.cells[1].outputs] == ["q1: passed"]
+
+
+def test_release_takes_the_line_a_check_displays_in_a_notebook():
+    """In a kernel ex.check shows its line as display data (text/plain); release reads it from there."""
+    nb = nbformat.v4.new_notebook(metadata={"tlkit": {"exercise": "00_warmup"}})
+    check = nbformat.v4.new_code_cell('# NBVAL_CHECK_OUTPUT\nex.check("q2")', execution_count=2)
+    check.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "q2: passed"})]
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1), check]
+    assert release_notebook(nb).cells[1].outputs[0]["data"]["text/plain"] == "q2: passed"
+    check.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "q2: not yet — try again"})]
+    with pytest.raises(ReleaseError, match="prints 'q2: not yet"):
+        release_notebook(nb)
 
 
 def test_exercise_questions_are_new_not_the_lesson_quiz_again():

@@ -47,11 +47,30 @@ def lessons_dir() -> Path:
                     "(the folder that contains lessons/), or pass --dir PATH.")
 
 
+FIRST_LESSON = "lessons/00_start_here.ipynb"
+
+
+def course_root(folder: str | None) -> Path:
+    """The folder JupyterLab opens: the course root, which holds lessons/ and exercises/ side by side.
+
+    ``--dir`` may name that root, the lessons/ folder inside it (it opens the root then, so the
+    exercises stay one click away), or any folder of your own.
+    """
+    if folder is None:
+        return lessons_dir().parent
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        raise UserError(f"{path} is not a folder.")
+    if path.name == "lessons" and (path.parent / "exercises").is_dir():
+        return path.parent
+    return path
+
+
 def cmd_course(args) -> int:
-    folder = Path(args.dir) if args.dir else lessons_dir()
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder.")
+    folder = course_root(args.dir)
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}"]
+    if (folder / FIRST_LESSON).is_file():
+        cmd.append(f"--ServerApp.default_url=/lab/tree/{FIRST_LESSON}")  # lesson 00 open, the file browser at the root
     if args.no_browser:
         cmd.append("--no-browser")
     if args.port:
@@ -180,11 +199,18 @@ def cmd_finetune(args) -> int:
 
 # ----------------------------------------------------------------------------- exercises
 def cmd_release(args) -> int:
-    from .release import is_stale, release
+    from .release import is_stale, release, student_course
 
     sources = [Path(s) for s in args.sources] or sorted(Path("exercises/source").glob("*.ipynb"))
     if not sources:
         raise UserError("no source notebooks given, and none in exercises/source/ (run it from the repository)")
+    if args.to:
+        if args.check:
+            raise UserError("--check and --to do not go together: --check only compares exercises/ with the sources")
+        written = student_course(Path(args.to), sources, lessons_dir())
+        print(f"a course for learners in {args.to}: {len(written)} notebooks, no solutions "
+              f"(open it with: tlkit course --dir {args.to})")
+        return 0
     stale = []
     for source in sources:
         if args.check:
@@ -234,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="skip the network check")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("course", help="open the lessons in JupyterLab")
-    p.add_argument("--dir", help="folder to open (default: the repository's lessons/)")
+    p = sub.add_parser("course", help="open the course (lessons and exercises) in JupyterLab")
+    p.add_argument("--dir", help="the course folder to open (default: this repository; or a folder made by "
+                                 "`tlkit release --to`)")
     p.add_argument("--port", type=int)
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
@@ -285,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="*", help="source notebooks (default: exercises/source/*.ipynb)")
     p.add_argument("--check", action="store_true", help="only report stale student copies (exit 1 if any)")
     p.add_argument("--force", action="store_true", help="replace a student copy that has outputs")
+    p.add_argument("--to", metavar="DIR", help="write a whole course for learners into the new folder DIR: the "
+                                               "lessons and the student copies of the exercises, no solutions")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("check", help="run your exercise notebook in a fresh kernel and show your score")

@@ -162,7 +162,7 @@ class Exercise:
         item = self.item(item_id)
         probe = item.probe(new_seed())
         evidence = self.collect(item_id, namespace, probe, from_notebook=not values)
-        print(self.judge(item_id, evidence, probe).line(item_id))
+        show_line(self.judge(item_id, evidence, probe).line(item_id))
 
     def __repr__(self) -> str:
         return f"Exercise({self.name!r}, items={self.ids})"
@@ -425,6 +425,22 @@ def exercise(name: str) -> Exercise:
     raise ExerciseError(f"no exercise called {name!r}; available: {', '.join(available_exercises())}")
 
 
+def show_line(line: str) -> None:
+    """A check cell's line. In a notebook it is shown as display data (``text/plain``), the form the
+    student copies store under each check cell (with a picture saying what the line means, see
+    ``tlkit.course.release``), so that ``pytest --nbval-lax`` compares like with like; elsewhere it is printed."""
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is None:
+        print(line)
+        return
+    from IPython.display import display
+    display({"text/plain": line}, raw=True)
+
+
 class GradedElsewhere(Exercise):
     """What ``tl.exercise`` gives inside the grader's sandbox, where the checks are hidden."""
 
@@ -435,7 +451,7 @@ class GradedElsewhere(Exercise):
         raise ExerciseError("the checks are not available here: the grader judges this notebook")
 
     def check(self, item_id: str, **values: Any) -> None:
-        print(f"{item_id}: judged by the grader")
+        show_line(f"{item_id}: judged by the grader")
 
 
 def _load_module(module_name: str):

@@ -7,7 +7,8 @@ solutions and has been run top to bottom. Releasing it
   a placeholder that raises ``NotImplementedError``, and every ``<!-- BEGIN SOLUTION -->`` ...
   ``<!-- END SOLUTION -->`` region (markdown cells) with "*Your answer here.*";
 - clears all outputs except those of the check cells, which keep their ``q1: passed`` lines so
-  that ``pytest --nbval-lax`` passes only when the learner's code prints the same;
+  that ``pytest --nbval-lax`` passes only when the learner's code prints the same; a learner sees
+  them as a grey label, "what this check prints once your answer is right" (``expected_output``);
 - tags each check cell with its item (``metadata.tlkit.check``) so a grader can restore it.
 
 Made by code, never by hand, so the student copy cannot drift from the source: a test compares
@@ -26,7 +27,6 @@ CHECK_CALL = re.compile(r"""\.check\(\s*["'](?P<item>[A-Za-z0-9_]+)["']""")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 MD_SOLUTION = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->", re.S)
 PLACEHOLDER = '# YOUR CODE HERE\nraise NotImplementedError("write your code here, then run the check below")'
-PASSED = re.compile(r"^(?P<item>[A-Za-z0-9_]+): passed$")
 
 
 class ReleaseError(ValueError):
@@ -95,17 +95,42 @@ def release_notebook(source_nb: nbformat.NotebookNode, where: str = "notebook") 
     return nb
 
 
+EXPECTED_LABELS = Path(__file__).resolve().parent / "assets" / "expected"
+
+
+def check_lines(cell) -> list[str]:
+    """The lines a check cell showed: its stdout, and the ``text/plain`` of what it displayed (stderr,
+    a library's warning, does not count)."""
+    text = ""
+    for o in cell.outputs:
+        if o.get("output_type") == "stream" and o.get("name", "stdout") == "stdout":
+            text += o.get("text", "")
+        elif o.get("output_type") in ("display_data", "execute_result"):
+            text += str(o.get("data", {}).get("text/plain", "")) + "\n"
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def expected_output(item: str):
+    """What a student copy stores under the check cell of ``item``: the line a right answer shows
+    (``text/plain``, which ``pytest --nbval-lax`` compares) and, for the learner's eyes, a picture of it
+    labelled "what this check prints once your answer is right" (``image/png``: nbval does not compare
+    pictures, and notebook front ends show the picture instead of the text)."""
+    data = {"text/plain": f"{item}: passed"}
+    picture = EXPECTED_LABELS / f"{item}.png"
+    if picture.is_file():
+        import base64
+        data["image/png"] = base64.b64encode(picture.read_bytes()).decode()
+    return nbformat.v4.new_output("display_data", data=data)
+
+
 def _keep_passed_output(cell, item: str, where: str) -> None:
     """A check cell keeps exactly its ``item: passed`` line; anything else means the source is not ready."""
-    # stdout only: a warning on stderr (a library's deprecation notice) does not change the verdict
-    text = "".join(o.get("text", "") for o in cell.outputs
-                   if o.get("output_type") == "stream" and o.get("name", "stdout") == "stdout")
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = check_lines(cell)
     if cell.execution_count is None or lines != [f"{item}: passed"]:
         shown = lines[0] if lines else "nothing"
         raise ReleaseError(f"{where}: the check for {item} prints {shown!r} in the source notebook; run the "
                            f"source top to bottom with the solutions in place (it must print '{item}: passed')")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{item}: passed\n")]
+    cell.outputs = [expected_output(item)]
 
 
 def student_path(source: Path) -> Path:
@@ -156,3 +181,45 @@ def is_stale(source: str | Path, target: str | Path | None = None) -> bool:
         return True
     text = nbformat.writes(release_notebook(nbformat.read(source, as_version=4), where=str(source))) + "\n"
     return target.read_text(encoding="utf-8") != text
+
+
+STUDENT_README = """# {title}
+
+Open the course with `tlkit course --dir .` (or start JupyterLab in this folder) and begin with
+`lessons/00_start_here.ipynb`. Each lesson ends with an exercise in `exercises/`: write your code
+where it says `# YOUR CODE HERE` and run the check cell below it. Before handing in, run
+
+    tlkit check exercises/<the exercise>.ipynb
+
+to re-run the whole notebook in a fresh kernel and see your score.
+"""
+
+
+def student_course(target: Path, sources: list[Path], lessons: Path, title: str = "Transfer learning with tlkit") -> list[Path]:
+    """Write a course for learners into the new folder ``target``: ``lessons/`` as they are and
+    ``exercises/`` released from ``sources`` (solutions stripped), no ``exercises/source/``.
+
+    ``target`` must not exist yet, or be empty: a course someone has worked in is never overwritten.
+    Returns the notebooks written.
+    """
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ReleaseError(f"{target} exists and is not empty: choose a new folder (a course a learner has "
+                           "worked in is never overwritten)")
+    released = [(source, release_notebook(nbformat.read(source, as_version=4), where=str(source)))
+                for source in sources]  # every source is checked before anything is written
+    (target / "exercises").mkdir(parents=True, exist_ok=True)
+    (target / "lessons").mkdir(exist_ok=True)
+    written = []
+    for source, nb in released:
+        path = target / "exercises" / source.name
+        path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
+        written.append(path)
+    for lesson in sorted(lessons.glob("*.ipynb")):
+        path = target / "lessons" / lesson.name
+        path.write_bytes(lesson.read_bytes())
+        written.append(path)
+    if (lessons / "README.md").is_file():
+        (target / "lessons" / "README.md").write_bytes((lessons / "README.md").read_bytes())
+    (target / "README.md").write_text(STUDENT_README.format(title=title), encoding="utf-8")
+    return written
